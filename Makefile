@@ -1,0 +1,61 @@
+# bounceguard: `make help` lists the targets. Ports for `make up`: Kafka 9092, Redis 6379,
+# worker web 6066. Tests start their own servers on other ports (see tests/integration/conftest.py).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export KAFKA_PORT ?= 9092
+export REDIS_PORT ?= 6379
+export BOUNCEGUARD_WEB_PORT ?= 6066
+
+.PHONY: help setup up down run test unit integration lint fmt typecheck bench
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/bounceguard: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/bounceguard  ## create .venv with bounceguard (editable) and the dev tools
+	@deploy/kafka.sh fetch
+
+up: setup  ## start Kafka, Redis and the worker in the background on 127.0.0.1
+	@deploy/redis.sh start
+	@deploy/kafka.sh start
+	@deploy/worker.sh start
+
+down:  ## stop the worker, Kafka and Redis
+	@deploy/worker.sh stop
+	@deploy/kafka.sh stop
+	@deploy/redis.sh stop
+
+run: up  ## the main job: stack up, feed the sample attempts, print the suppressions
+	@deploy/demo.sh
+
+test: setup  ## every test, unit and integration (the integration tests start their own servers)
+	$(BIN)/pytest tests
+
+unit: setup  ## unit tests only (no servers)
+	$(BIN)/pytest tests/unit
+
+integration: setup  ## integration tests only
+	$(BIN)/pytest tests/integration
+
+lint: setup  ## ruff, mypy --strict, import-linter layer contracts
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: setup  ## format and auto-fix
+	$(BIN)/ruff format pipeline tests bench
+	$(BIN)/ruff check --fix pipeline tests bench
+
+typecheck: setup  ## mypy --strict only
+	$(BIN)/mypy
+
+bench: setup  ## benchmarks: print figures (never part of `make test`)
+	$(BIN)/python -m bench

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Redis on 127.0.0.1 from Debian's redis-server, for development, tests and CI alike.
+#   deploy/redis.sh start|stop|status        port: REDIS_PORT (default 6379)
+# Data, log and pid live in $BG_VAR/redis-$REDIS_PORT/ (BG_VAR defaults to ./var).
+# AOF is on (appendfsync everysec) so a Redis restart keeps the counters, as in production.
+source "$(dirname "$0")/lib.sh"
+
+PORT="${REDIS_PORT:-6379}"
+DIR="$BG_VAR/redis-$PORT"
+PIDFILE="$DIR/redis.pid"
+LOG="$DIR/redis.log"
+
+ready() { redis-cli -h 127.0.0.1 -p "$PORT" ping | grep -q PONG; }
+
+start() {
+    need_apt redis-server redis-server
+    mkdir -p "$DIR"
+    if pid_alive "$PIDFILE"; then
+        echo "redis: already running on 127.0.0.1:$PORT"
+        return 0
+    fi
+    redis-server --bind 127.0.0.1 --port "$PORT" --dir "$DIR" --daemonize yes \
+        --pidfile "$PIDFILE" --logfile "$LOG" --appendonly yes --appendfsync everysec \
+        --save '' --protected-mode yes
+    wait_until 20 "$LOG" ready
+    echo "redis: ready on 127.0.0.1:$PORT (log $LOG)"
+}
+
+status() {
+    if pid_alive "$PIDFILE" && ready; then echo "redis: running on 127.0.0.1:$PORT"; else
+        echo "redis: not running"; return 1; fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop_pid "$PIDFILE" redis ;;
+    status) status ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,5 @@
+"""`python -m pipeline` runs the bounceguard CLI."""
+
+from pipeline.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""Decode our own JSON wire format into models, or raise `InvalidInput` with a reason.
+
+This is the single place that turns untrusted JSON (a `delivery.attempts` message, a replay
+line, an attempt JSONL line) into an `Attempt`; the worker, `replay` and the JSON log parser
+all go through it, so a bad field is rejected the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pipeline.core.errors import InvalidInput, Reason
+from pipeline.core.models import Attempt, Outcome
+
+MAX_RECORD_BYTES = 256 * 1024
+"""Largest message we try to decode; a bigger one is dead-lettered as too_large."""
+
+# Deliberately loose: one @, no spaces or angle brackets, a dot-free local part is fine, the
+# domain needs a dot (or is an IDNA/literal form). Real validation is the MTA's job; this only
+# keeps garbage ("<>", "MAILER-DAEMON", "a@") out of the counters.
+_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]{2,}$")
+
+
+def normalize_address(raw: str) -> str:
+    """Return the canonical form of an address (trimmed, `<>` stripped, lowercased, IDNA
+    domain in ASCII); raise InvalidInput(BAD_ADDRESS) when it is not plausible."""
+    addr = raw.strip().strip("<>").strip().lower()
+    if "@" in addr:
+        local, _, domain = addr.rpartition("@")
+        try:
+            domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+        except UnicodeError as exc:
+            raise InvalidInput(Reason.BAD_ADDRESS, "domain is not valid IDNA") from exc
+        addr = f"{local}@{domain}"
+    if len(addr) > 254 or not _ADDRESS.match(addr):
+        raise InvalidInput(Reason.BAD_ADDRESS, "recipient is not a plausible e-mail address")
+    return addr
+
+
+def parse_ts(value: object) -> datetime:
+    """Read an RFC 3339 string (or epoch seconds) as an aware UTC datetime; raise
+    InvalidInput(BAD_TIMESTAMP) otherwise. A naive timestamp is taken as UTC."""
+    if isinstance(value, bool):
+        raise InvalidInput(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 text or epoch seconds")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 text or epoch seconds")
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(Reason.BAD_TIMESTAMP, "ts is not RFC 3339") from exc
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Parse JSON bytes, mapping size, encoding and syntax problems to InvalidInput."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidInput(Reason.TOO_LARGE, f"record is {len(raw)} bytes (limit {MAX_RECORD_BYTES})")
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(Reason.BAD_ENCODING, "record is not valid UTF-8") from exc
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(Reason.BAD_JSON, str(exc)[:200]) from exc
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidInput(Reason.WRONG_TYPE, f"{key} must be a string")
+    return str(value)
+
+
+def _req_str(obj: Mapping[str, Any], key: str) -> str:
+    value = _opt_str(obj, key)
+    if value is None:
+        raise InvalidInput(Reason.MISSING_FIELD, f"{key} is required")
+    return value
+
+
+def _smtp_code(obj: Mapping[str, Any]) -> int | None:
+    value = obj.get("smtp_code")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 200 <= value <= 599:
+        raise InvalidInput(Reason.WRONG_TYPE, "smtp_code must be an integer from 200 to 599")
+    return value
+
+
+def attempt_from_mapping(obj: object) -> Attempt:
+    """Build an Attempt from one decoded JSON object (schemas/delivery.attempt.v1.json).
+
+    Required: event_id, ts, recipient, outcome. Raises InvalidInput naming the first bad field.
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidInput(Reason.WRONG_TYPE, "an attempt must be a JSON object")
+    outcome_text = _req_str(obj, "outcome").lower()
+    try:
+        outcome = Outcome(outcome_text)
+    except ValueError as exc:
+        raise InvalidInput(Reason.WRONG_TYPE, "outcome is not one of " + "|".join(Outcome)) from exc
+    diagnostic = obj.get("diagnostic") or ""
+    if not isinstance(diagnostic, str):
+        raise InvalidInput(Reason.WRONG_TYPE, "diagnostic must be a string")
+    if "ts" not in obj:
+        raise InvalidInput(Reason.MISSING_FIELD, "ts is required")
+    return Attempt(
+        event_id=_req_str(obj, "event_id"),
+        ts=parse_ts(obj["ts"]),
+        recipient=normalize_address(_req_str(obj, "recipient")),
+        outcome=outcome,
+        tenant=_opt_str(obj, "tenant") or "default",
+        list_id=_opt_str(obj, "list_id"),
+        campaign_id=_opt_str(obj, "campaign_id"),
+        message_id=_opt_str(obj, "message_id"),
+        smtp_code=_smtp_code(obj),
+        enhanced_code=_opt_str(obj, "enhanced_code"),
+        diagnostic=diagnostic,
+        remote_mta=_opt_str(obj, "remote_mta"),
+        smtp_phase=_opt_str(obj, "smtp_phase"),
+    )
+
+
+def decode_attempts(raw: bytes | str) -> list[Attempt]:
+    """Decode one `delivery.attempts` message: a JSON object or an array of them.
+
+    All-or-nothing: one bad element rejects the message (it is dead-lettered whole, with the
+    index of the element in the detail), so a batch is never half counted.
+    """
+    doc = load_json(raw)
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        raise InvalidInput(Reason.MISSING_FIELD, "empty array")
+    attempts = []
+    for index, item in enumerate(items):
+        try:
+            attempts.append(attempt_from_mapping(item))
+        except InvalidInput as exc:
+            if len(items) == 1:
+                raise
+            raise InvalidInput(exc.reason, f"element {index}: {exc.detail}") from exc
+    return attempts

@@ -1,0 +1,134 @@
+"""The values that flow through bounceguard.
+
+Every model is a frozen, slotted dataclass: cheap to build on the hot path, safe to share,
+and hashable where it matters. Conversion to and from JSON lives next to each model so the
+wire format is defined in one place (see `schemas/` for the JSON Schemas).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    """What the MTA says happened to one delivery attempt."""
+
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    EXPIRED = "expired"
+
+
+class BounceClass(enum.StrEnum):
+    """Coarse class of a result; policies count by class, reports group by category."""
+
+    DELIVERED = "delivered"
+    SOFT = "soft"
+    HARD = "hard"
+    BLOCK = "block"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    AUTO_REPLY = "auto_reply"
+    UNKNOWN = "unknown"
+
+
+class Category(enum.StrEnum):
+    """Fine-grained reason of a result (PRODUCT.md: extend, never rename)."""
+
+    DELIVERED = "delivered"
+    AUTO_REPLY = "auto_reply"
+    USER_UNKNOWN = "user_unknown"
+    INVALID_ADDRESS = "invalid_address"
+    BAD_DOMAIN = "bad_domain"
+    INACTIVE_MAILBOX = "inactive_mailbox"
+    MAILBOX_FULL = "mailbox_full"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    RELAY_DENIED = "relay_denied"
+    DNS_FAILURE = "dns_failure"
+    TRANSIENT = "transient"
+    THROTTLED = "throttled"
+    GREYLISTED = "greylisted"
+    SPAM_BLOCK = "spam_block"
+    SPAM_CONTENT = "spam_content"
+    POLICY = "policy"
+    ATTACHMENT_REJECTED = "attachment_rejected"
+    VIRUS = "virus"
+    CHALLENGE_RESPONSE = "challenge_response"
+    GENERAL_HARD = "general_hard"
+    GENERAL_SOFT = "general_soft"
+    UNDETERMINED = "undetermined"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The classifier's verdict on one SMTP result."""
+
+    category: Category
+    """Fine-grained reason."""
+    bounce_class: BounceClass
+    """Coarse class that policies count."""
+    rule: str
+    """Id of the rule that decided (for explanations and the classifier's tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One normalized delivery attempt (schemas/delivery.attempt.v1.json)."""
+
+    event_id: str
+    """Producer-assigned unique id; the dedupe key for exactly-once counting."""
+    ts: datetime
+    """Event time (timezone-aware, UTC) of the attempt; every window uses this, never wall time."""
+    recipient: str
+    """Recipient address, normalized (lowercase, trimmed)."""
+    outcome: Outcome
+    """What the MTA reported."""
+    tenant: str = "default"
+    """Sending customer; policies and scopes are per tenant."""
+    list_id: str | None = None
+    """Mailing list the message was sent to, when known."""
+    campaign_id: str | None = None
+    """Campaign (one send to a list), when known."""
+    message_id: str | None = None
+    """MTA queue id or Message-ID; groups the MTA's retries of one message."""
+    smtp_code: int | None = None
+    """Basic SMTP reply code, e.g. 550."""
+    enhanced_code: str | None = None
+    """RFC 3463 enhanced status code, e.g. "5.1.1"."""
+    diagnostic: str = ""
+    """The remote server's reply text."""
+    remote_mta: str | None = None
+    """Host that answered, when the log has it."""
+    smtp_phase: str | None = None
+    """SMTP command the reply answered (e.g. "RCPT TO"), when the log has it."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the wire form (schemas/delivery.attempt.v1.json); `ts` as RFC 3339 UTC."""
+        return {
+            "event_id": self.event_id,
+            "ts": format_ts(self.ts),
+            "recipient": self.recipient,
+            "outcome": self.outcome.value,
+            "tenant": self.tenant,
+            "list_id": self.list_id,
+            "campaign_id": self.campaign_id,
+            "message_id": self.message_id,
+            "smtp_code": self.smtp_code,
+            "enhanced_code": self.enhanced_code,
+            "diagnostic": self.diagnostic,
+            "remote_mta": self.remote_mta,
+            "smtp_phase": self.smtp_phase,
+        }
+
+
+def format_ts(ts: datetime) -> str:
+    """Format an aware datetime as RFC 3339 in UTC with a `Z` suffix (milliseconds kept)."""
+    utc = ts.astimezone(UTC)
+    if utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
