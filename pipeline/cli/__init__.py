@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 # name -> one-line help; the module pipeline.cli.<name> implements it.
 COMMANDS: dict[str, str] = {
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _module(name: str) -> object | None:
+def _module(name: str) -> ModuleType | None:
     """Import pipeline.cli.<name>, or None while that command is not built yet."""
     try:
         return importlib.import_module(f"pipeline.cli.{name}")

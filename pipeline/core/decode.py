@@ -61,7 +61,9 @@ def parse_ts(value: object) -> datetime:
 def load_json(raw: bytes | str) -> Any:
     """Parse JSON bytes, mapping size, encoding and syntax problems to InvalidInput."""
     if len(raw) > MAX_RECORD_BYTES:
-        raise InvalidInput(Reason.TOO_LARGE, f"record is {len(raw)} bytes (limit {MAX_RECORD_BYTES})")
+        raise InvalidInput(
+            Reason.TOO_LARGE, f"record is {len(raw)} bytes (limit {MAX_RECORD_BYTES})"
+        )
     if isinstance(raw, bytes):
         try:
             raw.decode("utf-8")

@@ -28,6 +28,8 @@ class Reason(enum.StrEnum):
     """The event time cannot be read."""
     UNKNOWN_FORMAT = "unknown_format"
     """A log line in no format we know."""
+    INTERNAL = "internal_error"
+    """Processing raised an unexpected error for this one input (a bug: see the worker log)."""
     NOT_AN_ATTEMPT = "not_an_attempt"
     """A well-formed log line that carries no delivery result (skipped, not dead-lettered)."""
 

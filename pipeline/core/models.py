@@ -132,3 +132,77 @@ def format_ts(ts: datetime) -> str:
     if utc.microsecond:
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Scope(enum.StrEnum):
+    """Where a suppression applies."""
+
+    LIST = "list"
+    """Only the list the mail was sent to (a Marketing unsubscribe leaves other lists alone)."""
+    TENANT = "tenant"
+    """Every list of the tenant."""
+    GLOBAL = "global"
+    """Every tenant (bsd's global inactive-mailbox setting)."""
+
+
+class Action(enum.StrEnum):
+    """What a suppression-change event says happened."""
+
+    SUPPRESSED = "suppressed"
+    REACTIVATED = "reactivated"
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One suppression-change event on `suppression.events` (schemas/suppression.event.v1.json)."""
+
+    event_id: str
+    """Deterministic id (pipeline.core.ids): a re-emitted event carries the same id."""
+    action: Action
+    """suppressed or reactivated."""
+    address: str
+    """The recipient address (normalized)."""
+    tenant: str
+    """Tenant whose policy decided."""
+    scope: Scope
+    """Where the suppression applies."""
+    list_id: str | None
+    """The list, when scope is list; otherwise None."""
+    reason: str
+    """Category that decided (e.g. user_unknown), or "manual" for a reactivation."""
+    rule: str
+    """Id of the policy rule that tripped (e.g. "immediate_hard")."""
+    count: int
+    """The counter value that tripped the rule."""
+    threshold: int
+    """The rule's threshold."""
+    policy: str
+    """Name of the policy (preset) in force."""
+    tag: str | None
+    """Tag the seed asks for (e.g. "UnsubscribeService:fbl"), or None."""
+    trigger_event_id: str
+    """event_id of the attempt (or request) that tripped it."""
+    ts: datetime
+    """Event time of the trigger."""
+    evidence: tuple[dict[str, Any], ...] = ()
+    """The attempts that led to it: event_id, ts, category, smtp_code, enhanced_code, diagnostic."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the wire form (schemas/suppression.event.v1.json)."""
+        return {
+            "event_id": self.event_id,
+            "action": self.action.value,
+            "address": self.address,
+            "tenant": self.tenant,
+            "scope": self.scope.value,
+            "list_id": self.list_id,
+            "reason": self.reason,
+            "rule": self.rule,
+            "count": self.count,
+            "threshold": self.threshold,
+            "policy": self.policy,
+            "tag": self.tag,
+            "trigger_event_id": self.trigger_event_id,
+            "ts": format_ts(self.ts),
+            "evidence": list(self.evidence),
+        }

@@ -1,0 +1,30 @@
+"""`bounceguard worker`: create the topics, then run the faust worker until stopped."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the worker's options (everything else comes from BOUNCEGUARD_* variables)."""
+    parser.add_argument(
+        "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the worker in the foreground; return its exit code when it stops."""
+    import faust
+
+    from pipeline import web
+    from pipeline.config import Settings
+    from pipeline.stream.app import create_app
+    from pipeline.stream.topics import ensure_topics
+
+    settings = Settings.from_env()
+    ensure_topics(settings)
+    app = create_app(settings)
+    web.attach(app, settings)
+    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,100 @@
+"""Settings: read once at start-up from the environment, then passed down explicitly.
+
+Every field names its environment variable (BOUNCEGUARD_ + the field name in upper case) and
+its default. Nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+PREFIX = "BOUNCEGUARD_"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names (PRODUCT.md "Data flow"); tests give each test its own."""
+
+    raw: str = "mta.log.raw"
+    attempts: str = "delivery.attempts"
+    engagement: str = "engagement.events"
+    feedback: str = "feedback.events"
+    suppressions: str = "suppression.events"
+    alerts: str = "sender.alerts"
+
+    def deadletter(self, topic: str) -> str:
+        """Return the dead-letter topic of `topic` (`<topic>.deadletter`)."""
+        return f"{topic}.deadletter"
+
+    def all(self) -> list[str]:
+        """Every topic the worker reads or writes, dead-letter topics included."""
+        main = [self.raw, self.attempts, self.engagement, self.feedback]
+        return [*main, self.suppressions, self.alerts, *(self.deadletter(t) for t in main)]
+
+    @classmethod
+    def with_suffix(cls, suffix: str) -> Topics:
+        """Return every default name with `suffix` appended (isolated topics for tests)."""
+        return cls(**{f.name: f"{f.default}{suffix}" for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Worker and CLI settings; see `from_env` for the variable names."""
+
+    kafka: str = "127.0.0.1:9092"
+    """BOUNCEGUARD_KAFKA: bootstrap servers, host:port[,host:port]."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """BOUNCEGUARD_REDIS_URL."""
+    app_id: str = "bounceguard"
+    """BOUNCEGUARD_APP_ID: faust app id, also the Kafka consumer group."""
+    namespace: str = "bg"
+    """BOUNCEGUARD_NAMESPACE: prefix of every Redis key (replay uses its own to stay apart)."""
+    partitions: int = 4
+    """BOUNCEGUARD_PARTITIONS: partition count for topics the worker creates at start."""
+    topic_suffix: str = ""
+    """BOUNCEGUARD_TOPIC_SUFFIX: appended to every topic name (isolates test runs)."""
+    web_bind: str = "127.0.0.1"
+    """BOUNCEGUARD_WEB_BIND."""
+    web_port: int = 6066
+    """BOUNCEGUARD_WEB_PORT."""
+    batch_size: int = 500
+    """BOUNCEGUARD_BATCH_SIZE: most events per batch (one Redis round trip per batch)."""
+    batch_within: float = 0.2
+    """BOUNCEGUARD_BATCH_WITHIN: seconds to wait for a batch to fill."""
+    default_policy: str = "default"
+    """BOUNCEGUARD_DEFAULT_POLICY: preset for tenants the policy file does not name."""
+    policy_file: str | None = None
+    """BOUNCEGUARD_POLICY_FILE: per-tenant policy file (TOML or YAML)."""
+    state_ttl_days: int = 400
+    """BOUNCEGUARD_STATE_TTL_DAYS: per-address state expires after this many quiet days."""
+    dedupe_ttl_days: int = 14
+    """BOUNCEGUARD_DEDUPE_TTL_DAYS: how long an event id is remembered (>= input retention)."""
+    api_token: str | None = None
+    """BOUNCEGUARD_API_TOKEN: bearer token for the HTTP API's writes; unset = writes refused."""
+    session_timeout: float = 10.0
+    """BOUNCEGUARD_SESSION_TIMEOUT: consumer session timeout in seconds (kill -9 recovery time)."""
+    topics: Topics = field(default_factory=Topics)
+    """Derived from topic_suffix."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read BOUNCEGUARD_* variables from `env` (default os.environ); `overrides` win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or f.name == "topics":
+                continue
+            kind = type(getattr(cls(), f.name))
+            values[f.name] = kind(raw) if kind in (int, float) else raw
+        values.update(overrides)
+        settings = cls(**values)
+        return replace(settings, topics=Topics.with_suffix(settings.topic_suffix))
+
+    @property
+    def kafka_url(self) -> str:
+        """Broker URL in faust's form (kafka://host:port;host:port)."""
+        return "kafka://" + ";".join(self.kafka.split(","))

@@ -1,0 +1,1 @@
+"""State: the only code that talks to Redis. One Lua script per state transition."""

@@ -1,0 +1,1 @@
+"""Stream: thin faust glue (decode -> core -> state -> send). No business rules here."""

@@ -1,0 +1,154 @@
+"""The agents: decode -> dead letters -> Redis -> suppression events -> ack.
+
+Every agent runs with concurrency=1 (faust-streaming #606: with more, faust commits offsets
+past events still in flight, which are lost after a crash) and reads in batches with
+`take_events`. A batch is acked by faust only after the loop body returns, so the order of
+the steps inside `CountBatch.process` is the durability contract:
+
+  1. Decode and validate. Anything invalid goes to the dead-letter topic; await delivery.
+  2. Count in Redis (`Store.apply_attempts`): one round trip; the Lua script dedupes by event
+     id, so re-processing a batch after a crash counts nothing twice.
+  3. Send the suppression events (deterministic ids) and await delivery, then mark them as
+     emitted in Redis (a crash before the mark re-emits the same event, never loses it).
+  4. Return, and only then does faust ack the batch and let the offset move.
+
+A transient Redis or Kafka error in steps 1-3 is retried with backoff inside the loop, never
+acked. No exception may escape the agent (faust restarts it and the failing offset can be
+skipped: faust-streaming #315); an unexpected error falls back to one event at a time so the
+one event that causes it is dead-lettered (reason internal_error) and the rest go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from aiokafka.errors import KafkaError
+
+from pipeline.config import Settings
+from pipeline.core.decode import decode_attempts
+from pipeline.core.errors import InvalidInput, Reason, Transient
+from pipeline.core.models import Attempt, Suppression
+from pipeline.core.policies import load_preset
+from pipeline.state.store import Store
+from pipeline.stream import deadletter, metrics
+from pipeline.stream.topics import AppTopics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_BACKOFF = 5.0
+
+
+async def retry_transient(what: str, step: Callable[[], Awaitable[T]]) -> T:
+    """Run `step` until it succeeds, sleeping with exponential backoff after each transient
+    Redis or Kafka error. Never gives up: the batch must not be acked unprocessed. Cancelled
+    only by worker shutdown (CancelledError propagates, so the batch stays unacked)."""
+    delay = 0.1
+    while True:
+        try:
+            return await step()
+        except (Transient, KafkaError, ConnectionError, TimeoutError) as exc:
+            metrics.RETRIES.inc()
+            log.warning("retrying step=%s error=%s backoff=%.1fs", what, type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+
+class CountBatch:
+    """Processes one batch of `delivery.attempts` events (the count agent's body)."""
+
+    def __init__(self, store: Store, topics: AppTopics) -> None:
+        self.store = store
+        self.topics = topics
+
+    async def process(self, events: Sequence[Any]) -> None:
+        """Run steps 1-3 for `events`; returns only when all of them are durably handled."""
+        metrics.BATCH_SIZE.observe(len(events))
+        try:
+            await self._process(events)
+        except Exception:
+            if len(events) == 1:
+                await self._dead_letter(events[0], InvalidInput(Reason.INTERNAL, "internal error"))
+                log.exception("event dead-lettered after an internal error")
+                return
+            log.exception("batch failed; processing its events one by one")
+            for event in events:
+                await self.process([event])
+
+    async def _process(self, events: Sequence[Any]) -> None:
+        attempts: list[Attempt] = []
+        dead: list[Awaitable[Any]] = []
+        for event in events:
+            metrics.EVENTS_CONSUMED.labels(self.topics.attempts.get_topic_name()).inc()
+            try:
+                attempts.extend(decode_attempts(event.value))
+            except InvalidInput as exc:
+                dead.append(self._dead_letter(event, exc))
+        await asyncio.gather(*dead)  # step 1
+        for attempt in attempts:
+            metrics.ATTEMPTS.labels(attempt.outcome.value).inc()
+        suppressions = await retry_transient(  # step 2
+            "redis", lambda: self.store.apply_attempts(attempts)
+        )
+        await retry_transient("emit", lambda: self._emit(suppressions))  # step 3
+        await retry_transient("mark", lambda: self.store.mark_emitted(suppressions))
+
+    async def _emit(self, suppressions: Sequence[Suppression]) -> None:
+        futures = []
+        for s in suppressions:
+            futures.append(
+                await self.topics.suppressions.send(
+                    key=s.address.encode(), value=orjson.dumps(s.to_json())
+                )
+            )
+        await asyncio.gather(*futures)
+        for s in suppressions:
+            metrics.SUPPRESSIONS.labels(s.policy, s.rule, s.reason, s.scope.value).inc()
+            log.info(
+                "suppressed rule=%s reason=%s tenant=%s id=%s",
+                s.rule,
+                s.reason,
+                s.tenant,
+                s.event_id,
+            )
+
+    async def _dead_letter(self, event: Any, error: InvalidInput) -> None:
+        msg = event.message
+        value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        body = deadletter.envelope(
+            value, error, topic=msg.topic, partition=msg.partition, offset=msg.offset
+        )
+
+        async def send() -> None:
+            fut = await self.topics.attempts_deadletter.send(key=event.key, value=body)
+            await fut
+
+        await retry_transient("deadletter", send)
+        metrics.DEAD_LETTERS.labels(msg.topic, error.reason.value).inc()
+        log.info(
+            "dead-lettered topic=%s partition=%d offset=%d reason=%s",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            error.reason.value,
+        )
+
+
+def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
+    """Attach the agents to `app`; the Redis store is created lazily on first use."""
+    store = Store.from_url(
+        settings.redis_url,
+        load_preset(settings.default_policy),
+        namespace=settings.namespace,
+        state_ttl_days=settings.state_ttl_days,
+        dedupe_ttl_days=settings.dedupe_ttl_days,
+    )
+    batch = CountBatch(store, topics)
+
+    @app.agent(topics.attempts, concurrency=1)  # type: ignore[untyped-decorator]
+    async def count(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            await batch.process(events)

@@ -1,0 +1,74 @@
+"""Every topic declared once, and created on the broker before the worker starts.
+
+The worker's input and output topics are created here with kafka-python's admin client (faust
+only auto-declares its internal topics), with the configured partition count. Keys are the
+normalized recipient address so one address's events stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
+    """Create every topic of `settings.topics` that is missing; return the names created."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka,
+        client_id=f"{settings.app_id}-admin",
+        request_timeout_ms=timeout_ms,
+    )
+    try:
+        existing = set(admin.list_topics())
+        wanted = [t for t in settings.topics.all() if t not in existing]
+        created = []
+        for name in wanted:
+            try:
+                admin.create_topics([NewTopic(name, settings.partitions, 1)], timeout_ms=timeout_ms)
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race: fine
+        if created:
+            log.info("topics created count=%d partitions=%d", len(created), settings.partitions)
+        return created
+    finally:
+        admin.close()
+
+
+@dataclass(frozen=True)
+class AppTopics:
+    """The faust topic objects of one app, declared once (raw bytes in and out: we decode
+    ourselves so that bad input becomes a dead letter instead of a faust serializer error)."""
+
+    attempts: Any
+    suppressions: Any
+    attempts_deadletter: Any
+
+
+def declare(app: Any, settings: Settings) -> AppTopics:
+    """Declare the app's topics on `app` (a faust.App); no I/O."""
+
+    def raw(name: str) -> Any:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+
+    names = settings.topics
+    return AppTopics(
+        attempts=raw(names.attempts),
+        suppressions=raw(names.suppressions),
+        attempts_deadletter=raw(names.deadletter(names.attempts)),
+    )

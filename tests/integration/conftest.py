@@ -1,0 +1,230 @@
+"""Real servers for the integration tests: Kafka and Redis started by deploy/*.sh on test ports.
+
+The servers are started once per session on ports of their own (never the `make up` ones), with
+a real readiness check (metadata lists a broker; PING). A server that cannot start stops the
+whole run with its log tail (pytest.exit): an integration test is never skipped. Each test gets
+its own topics, consumer group and Redis namespace, so tests cannot see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+from pipeline.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_VAR = ROOT / "var" / "test"
+KAFKA_PORT = int(os.environ.get("BG_TEST_KAFKA_PORT", "19192"))
+REDIS_PORT = int(os.environ.get("BG_TEST_REDIS_PORT", "16479"))
+
+
+def _server(script: str, action: str, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [str(ROOT / "deploy" / script), action],
+        env={**os.environ, "BG_VAR": str(TEST_VAR), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.exit(f"{script} {action} failed:\n{proc.stdout}\n{proc.stderr}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[str]:
+    """A real Kafka 3.9 broker (KRaft) on 127.0.0.1:KAFKA_PORT; yields bootstrap servers."""
+    env = {"KAFKA_PORT": str(KAFKA_PORT), "KAFKA_PARTITIONS": "2"}
+    _server("kafka.sh", "start", env)
+    yield f"127.0.0.1:{KAFKA_PORT}"
+    _server("kafka.sh", "stop", env)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real Redis on 127.0.0.1:REDIS_PORT; yields its URL."""
+    env = {"REDIS_PORT": str(REDIS_PORT)}
+    _server("redis.sh", "start", env)
+    yield f"redis://127.0.0.1:{REDIS_PORT}/0"
+    _server("redis.sh", "stop", env)
+
+
+@pytest.fixture
+def redis_client(redis_server: str) -> Iterator[redis.Redis]:
+    """A sync client on the test Redis, flushed before the test."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def settings(kafka_broker: str, redis_server: str) -> Settings:
+    """Settings isolated for one test: own topics, consumer group, Redis namespace, web port."""
+    tag = uuid.uuid4().hex[:10]
+    return Settings.from_env(
+        {},
+        kafka=kafka_broker,
+        redis_url=redis_server,
+        app_id=f"bg-test-{tag}",
+        namespace=f"t{tag}",
+        topic_suffix=f"-{tag}",
+        partitions=2,
+        web_port=free_port(),
+        session_timeout=6.0,
+        batch_within=0.1,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The BOUNCEGUARD_* environment that reproduces `settings` in a subprocess."""
+    keys = [
+        "kafka",
+        "redis_url",
+        "app_id",
+        "namespace",
+        "topic_suffix",
+        "partitions",
+        "web_port",
+        "session_timeout",
+        "batch_within",
+        "default_policy",
+    ]
+    return {f"BOUNCEGUARD_{k.upper()}": str(getattr(settings, k)) for k in keys}
+
+
+@dataclass
+class WorkerProcess:
+    """A `bounceguard worker` subprocess and its log file."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    settings: Settings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tail(self, lines: int = 60) -> str:
+        """Last lines of the worker's log."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (or SIGKILL with kill=True) and wait for the process to end."""
+        if self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `bounceguard worker` subprocesses; every one is stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, **env: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "worker", "--loglevel", "info"],
+                env={**os.environ, **settings_env(settings), **env},
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        worker = WorkerProcess(proc, log, settings)
+        started.append(worker)
+        wait_for(
+            lambda: _healthy(settings.web_port) or proc.poll() is not None,
+            60,
+            worker.tail,
+        )
+        if proc.poll() is not None:
+            pytest.fail(f"worker exited with {proc.returncode}:\n{worker.tail()}")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _healthy(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, describe: Callable[[], str] = str) -> None:
+    """Poll `cond` until true; fail the test with `describe()` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met after {timeout}s\n{describe()}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def producer(kafka_broker: str) -> Iterator[KafkaProducer]:
+    """A kafka-python producer (acks=all) on the test broker."""
+    prod = KafkaProducer(bootstrap_servers=kafka_broker, acks="all", linger_ms=5)
+    yield prod
+    prod.close(timeout=10)
+
+
+def send(
+    producer: KafkaProducer, topic: str, value: bytes | dict[str, Any], key: str | None = None
+) -> None:
+    """Produce one message and wait for the broker's ack."""
+    body = value if isinstance(value, bytes) else orjson.dumps(value)
+    producer.send(topic, key=key.encode() if key else None, value=body).get(timeout=30)
+
+
+def read_topic(kafka: str, topic: str, expect: int, timeout: float = 45.0) -> list[bytes]:
+    """Read `topic` from the beginning until `expect` messages arrived or `timeout` passed;
+    then read on for one more second, so that an unexpected extra message is seen too."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=500,
+        enable_auto_commit=False,
+    )
+    out: list[bytes] = []
+    try:
+        deadline = time.monotonic() + timeout
+        extra_until: float | None = None
+        while time.monotonic() < (extra_until or deadline):
+            for batch in consumer.poll(timeout_ms=300).values():
+                out.extend(rec.value for rec in batch)
+            if len(out) >= expect and extra_until is None:
+                extra_until = time.monotonic() + 1.0
+    finally:
+        consumer.close()
+    return out
