@@ -11,7 +11,9 @@ import bench
 
 def main(selected: list[str]) -> int:
     """Run the benchmarks named in `selected` (all of them when empty); return an exit code."""
-    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
+    )
     for name in names:
         if selected and name.removeprefix("bench_") not in selected:
             continue
