@@ -18,4 +18,6 @@ def attach(app: Any, settings: Settings) -> None:
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; the exposition format is ASCII anyway.
+        content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return web.bytes(generate_latest(REGISTRY), content_type=content_type)
