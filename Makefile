@@ -19,8 +19,15 @@ $(BIN)/bounceguard: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-setup: $(BIN)/bounceguard  ## create .venv with bounceguard (editable) and the dev tools
+setup: $(BIN)/bounceguard var/cache/compose-spec.json  ## create .venv (bounceguard editable + dev tools); fetch Kafka jars
 	@deploy/kafka.sh fetch
+
+# The Compose specification's JSON Schema, as shipped inside the docker-compose 1.29.2 wheel on
+# PyPI; tests/unit/test_deploy.py validates docker-compose.yml against it.
+var/cache/compose-spec.json: | $(BIN)/bounceguard
+	@mkdir -p var/cache/dl
+	$(BIN)/pip download -q --no-deps docker-compose==1.29.2 -d var/cache/dl
+	$(BIN)/python -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('var/cache/dl/docker_compose-1.29.2-*.whl')[0]); open('$@', 'wb').write(z.read('compose/config/compose_spec.json'))"
 
 up: setup  ## start Kafka, Redis and the worker in the background on 127.0.0.1
 	@deploy/redis.sh start
