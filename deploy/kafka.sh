@@ -3,7 +3,7 @@
 # Maven Central artifacts and run with java. Shared by development, tests and CI.
 #   deploy/kafka.sh fetch|start|stop|status
 #   ports: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1)
-# Jars are cached in $BG_VAR/kafka-libs/ (git-ignored); data, log and pid in
+# Jars are cached in var/kafka-libs/ (git-ignored; KAFKA_LIBS overrides); data, log and pid in
 # $BG_VAR/kafka-$KAFKA_PORT/. Readiness means the broker answers a metadata request listing
 # at least one broker (kcat -L), not merely that the port is open.
 source "$(dirname "$0")/lib.sh"
@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 PORT="${KAFKA_PORT:-9092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 PARTITIONS="${KAFKA_PARTITIONS:-4}"
-LIBS="$BG_VAR/kafka-libs"
+LIBS="${KAFKA_LIBS:-$BG_ROOT/var/kafka-libs}"
 DIR="$BG_VAR/kafka-$PORT"
 PIDFILE="$DIR/kafka.pid"
 LOG="$DIR/kafka.log"

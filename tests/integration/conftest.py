@@ -54,13 +54,17 @@ def kafka_broker() -> Iterator[str]:
     _server("kafka.sh", "stop", env)
 
 
+def redis_ctl(action: str) -> None:
+    """Start or stop the session's test Redis (for outage and restart tests)."""
+    _server("redis.sh", action, {"REDIS_PORT": str(REDIS_PORT)})
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """A real Redis on 127.0.0.1:REDIS_PORT; yields its URL."""
-    env = {"REDIS_PORT": str(REDIS_PORT)}
-    _server("redis.sh", "start", env)
+    redis_ctl("start")
     yield f"redis://127.0.0.1:{REDIS_PORT}/0"
-    _server("redis.sh", "stop", env)
+    redis_ctl("stop")
 
 
 @pytest.fixture

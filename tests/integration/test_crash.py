@@ -1,0 +1,83 @@
+"""No suppression lost, none invented: worker crashes and Redis outages on the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from pipeline.config import Settings
+from pipeline.core.decode import attempt_from_mapping
+from pipeline.core.policies import load_preset
+from pipeline.state.store import Store
+from tests.integration.conftest import WorkerProcess, read_topic, redis_ctl, send, wait_for
+from tests.integration.test_worker import attempt
+
+pytestmark = pytest.mark.integration
+
+
+def suppressed_addresses(settings: Settings, expect: int) -> list[str]:
+    """Addresses of the suppression events on the test's topic."""
+    out = read_topic(settings.kafka, settings.topics.suppressions, expect)
+    return [orjson.loads(v)["address"] for v in out]
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_worker_stopped_during_a_redis_outage_loses_nothing(
+    how: str, settings: Settings, worker_factory: Any, producer: KafkaProducer
+) -> None:
+    first: WorkerProcess = worker_factory(settings)
+    redis_ctl("stop")
+    try:
+        send(
+            producer,
+            settings.topics.attempts,
+            attempt("outage@example.com"),
+            key="outage@example.com",
+        )
+        wait_for(lambda: "retrying step=redis" in first.log.read_text(), 60, first.tail)
+        first.stop(kill=how == "sigkill")
+    finally:
+        redis_ctl("start")
+    # The batch was never counted, so it must not have been committed either: a new worker in
+    # the same group reads it again and the suppression comes out exactly once.
+    worker_factory(settings)
+    assert suppressed_addresses(settings, 1) == ["outage@example.com"]
+
+
+def test_crash_between_redis_and_kafka_re_emits_the_same_event(
+    settings: Settings, worker_factory: Any, producer: KafkaProducer
+) -> None:
+    doc = attempt("halfway@example.com")
+    # A previous worker counted this attempt in Redis and died before sending the event.
+    store = Store.from_url(settings.redis_url, load_preset("default"), namespace=settings.namespace)
+
+    async def count_only() -> str:
+        try:
+            [decided] = await store.apply_attempts([attempt_from_mapping(doc)])
+            return decided.event_id
+        finally:
+            await store.close()
+
+    event_id = asyncio.run(count_only())
+    worker_factory(settings)
+    send(producer, settings.topics.attempts, doc, key="halfway@example.com")
+    events = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.suppressions, 1)]
+    assert [e["event_id"] for e in events] == [event_id]
+
+
+def test_redis_restart_keeps_counters(
+    settings: Settings, worker_factory: Any, producer: KafkaProducer
+) -> None:
+    worker_factory(settings)
+    dup = attempt("restart@example.com")
+    send(producer, settings.topics.attempts, dup, key="restart@example.com")
+    assert suppressed_addresses(settings, 1) == ["restart@example.com"]
+    redis_ctl("stop")
+    redis_ctl("start")
+    # Re-sent after the restart: the dedupe record survived (AOF), so nothing new comes out.
+    send(producer, settings.topics.attempts, dup, key="restart@example.com")
+    assert suppressed_addresses(settings, 2) == ["restart@example.com"]
