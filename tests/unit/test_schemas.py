@@ -1,0 +1,89 @@
+"""The JSON Schemas in schemas/ describe what the code really reads and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+
+from pipeline.core.decode import attempt_from_mapping, decode_attempts
+from pipeline.core.errors import InvalidInput, Reason
+from pipeline.core.models import Action, Scope, Suppression
+from pipeline.stream.deadletter import envelope
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+NAMES = ["delivery.attempt.v1", "suppression.event.v1", "deadletter.v1"]
+
+
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = orjson.loads((SCHEMAS / f"{name}.json").read_bytes())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def example(name: str) -> Any:
+    return orjson.loads((SCHEMAS / "examples" / f"{name}.json").read_bytes())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_example_is_valid(name: str) -> None:
+    validator(name).validate(example(name))
+
+
+def test_example_attempt_decodes_and_round_trips() -> None:
+    attempt = attempt_from_mapping(example("delivery.attempt.v1"))
+    validator("delivery.attempt.v1").validate(attempt.to_json())
+    assert attempt_from_mapping(attempt.to_json()) == attempt
+
+
+def test_an_array_of_attempts_is_one_message() -> None:
+    doc = example("delivery.attempt.v1")
+    batch = [doc, {**doc, "event_id": "second"}]
+    validator("delivery.attempt.v1").validate(batch)
+    assert [a.event_id for a in decode_attempts(orjson.dumps(batch))] == [doc["event_id"], "second"]
+
+
+def test_schema_rejects_what_the_decoder_rejects() -> None:
+    bad = {**example("delivery.attempt.v1"), "outcome": "exploded"}
+    with pytest.raises(jsonschema.ValidationError):
+        validator("delivery.attempt.v1").validate(bad)
+    with pytest.raises(InvalidInput) as err:
+        attempt_from_mapping(bad)
+    assert err.value.reason is Reason.WRONG_TYPE
+
+
+def test_suppression_model_matches_schema() -> None:
+    event = Suppression(
+        event_id="0" * 32,
+        action=Action.SUPPRESSED,
+        address="a@example.com",
+        tenant="acme",
+        scope=Scope.LIST,
+        list_id="news",
+        reason="user_unknown",
+        rule="immediate",
+        count=1,
+        threshold=1,
+        policy="listrak",
+        tag=None,
+        trigger_event_id="e1",
+        ts=datetime(2026, 3, 2, 9, tzinfo=UTC),
+        evidence=({"event_id": "e1", "ts": "2026-03-02T09:00:00Z", "category": "user_unknown"},),
+    )
+    validator("suppression.event.v1").validate(event.to_json())
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"\xff\xfe\x00 garbage", b"x" * 200_000])
+def test_dead_letter_envelope_matches_schema(raw: bytes) -> None:
+    doc = orjson.loads(
+        envelope(raw, InvalidInput(Reason.BAD_JSON, "nope"), topic="t", partition=0, offset=7)
+    )
+    validator("deadletter.v1").validate(doc)
+    assert doc["size"] == len(raw)
+    assert doc["truncated"] is (len(raw) > 64 * 1024)
