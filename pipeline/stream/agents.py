@@ -22,40 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from aiokafka.errors import KafkaError
 
 from pipeline.config import Settings
 from pipeline.core.decode import decode_attempts
-from pipeline.core.errors import InvalidInput, Reason, Transient
+from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt, Suppression
 from pipeline.core.policies import load_preset
 from pipeline.state.store import Store
 from pipeline.stream import deadletter, metrics
+from pipeline.stream.retry import retry_transient
 from pipeline.stream.topics import AppTopics
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-MAX_BACKOFF = 5.0
-
-
-async def retry_transient(what: str, step: Callable[[], Awaitable[T]]) -> T:
-    """Run `step` until it succeeds, sleeping with exponential backoff after each transient
-    Redis or Kafka error. Never gives up: the batch must not be acked unprocessed. Cancelled
-    only by worker shutdown (CancelledError propagates, so the batch stays unacked)."""
-    delay = 0.1
-    while True:
-        try:
-            return await step()
-        except (Transient, KafkaError, ConnectionError, TimeoutError) as exc:
-            metrics.RETRIES.inc()
-            log.warning("retrying step=%s error=%s backoff=%.1fs", what, type(exc).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF)
 
 
 class CountBatch:
@@ -117,25 +100,7 @@ class CountBatch:
             )
 
     async def _dead_letter(self, event: Any, error: InvalidInput) -> None:
-        msg = event.message
-        value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-        body = deadletter.envelope(
-            value, error, topic=msg.topic, partition=msg.partition, offset=msg.offset
-        )
-
-        async def send() -> None:
-            fut = await self.topics.attempts_deadletter.send(key=event.key, value=body)
-            await fut
-
-        await retry_transient("deadletter", send)
-        metrics.DEAD_LETTERS.labels(msg.topic, error.reason.value).inc()
-        log.info(
-            "dead-lettered topic=%s partition=%d offset=%d reason=%s",
-            msg.topic,
-            msg.partition,
-            msg.offset,
-            error.reason.value,
-        )
+        await deadletter.send_dead_letter(self.topics.attempts_deadletter, event, error)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,10 @@ import orjson
 
 from pipeline.core.errors import InvalidInput
 from pipeline.core.models import format_ts
+from pipeline.stream import metrics
+from pipeline.stream.retry import retry_transient
+
+log = logging.getLogger(__name__)
 
 RAW_KEEP = 64 * 1024
 
@@ -38,3 +43,25 @@ def envelope(raw: bytes, error: InvalidInput, *, topic: str, partition: int, off
     except UnicodeDecodeError:
         doc["raw_base64"] = base64.b64encode(kept).decode("ascii")
     return orjson.dumps(doc)
+
+
+async def send_dead_letter(topic: Any, event: Any, error: InvalidInput) -> None:
+    """Send faust `event` (raw bytes value) to dead-letter `topic` with `error`'s reason and
+    wait for the broker's ack, retrying transient Kafka errors; count it in the metrics."""
+    msg = event.message
+    value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+    body = envelope(value, error, topic=msg.topic, partition=msg.partition, offset=msg.offset)
+
+    async def send() -> None:
+        fut = await topic.send(key=event.key, value=body)
+        await fut
+
+    await retry_transient("deadletter", send)
+    metrics.DEAD_LETTERS.labels(msg.topic, error.reason.value).inc()
+    log.info(
+        "dead-lettered topic=%s partition=%d offset=%d reason=%s",
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        error.reason.value,
+    )

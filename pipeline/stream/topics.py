@@ -48,9 +48,16 @@ class AppTopics:
     """The faust topic objects of one app, declared once (raw bytes in and out: we decode
     ourselves so that bad input becomes a dead letter instead of a faust serializer error)."""
 
+    raw: Any
+    raw_deadletter: Any
     attempts: Any
-    suppressions: Any
     attempts_deadletter: Any
+    engagement: Any
+    engagement_deadletter: Any
+    feedback: Any
+    feedback_deadletter: Any
+    suppressions: Any
+    alerts: Any
 
 
 def declare(app: Any, settings: Settings) -> AppTopics:
@@ -68,7 +75,14 @@ def declare(app: Any, settings: Settings) -> AppTopics:
 
     names = settings.topics
     return AppTopics(
+        raw=raw(names.raw),
+        raw_deadletter=raw(names.deadletter(names.raw)),
         attempts=raw(names.attempts),
-        suppressions=raw(names.suppressions),
         attempts_deadletter=raw(names.deadletter(names.attempts)),
+        engagement=raw(names.engagement),
+        engagement_deadletter=raw(names.deadletter(names.engagement)),
+        feedback=raw(names.feedback),
+        feedback_deadletter=raw(names.deadletter(names.feedback)),
+        suppressions=raw(names.suppressions),
+        alerts=raw(names.alerts),
     )
