@@ -206,3 +206,45 @@ class Suppression:
             "ts": format_ts(self.ts),
             "evidence": list(self.evidence),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SenderAlert:
+    """One tenant-level alert on `sender.alerts` (e.g. complaint rate over its limit)."""
+
+    event_id: str
+    """Deterministic id: one alert per tenant, rule and day of event time."""
+    tenant: str
+    """The sending tenant the alert is about."""
+    rule: str
+    """Id of the tenant-rate rule that tripped (e.g. "complaint_rate")."""
+    policy: str
+    """Name of the policy (preset) in force."""
+    count: int
+    """Matching events (e.g. complaints) inside the window."""
+    sent: int
+    """Delivered messages inside the window."""
+    rate: float
+    """count / sent (count when nothing was delivered)."""
+    max_rate: float
+    """The rule's limit."""
+    window_days: float
+    """Length of the window, in days of event time, ending on the day of `ts`."""
+    ts: datetime
+    """Event time of the event that tripped it."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the wire form of a `sender.alerts` event."""
+        return {
+            "event_id": self.event_id,
+            "kind": "tenant_rate",
+            "tenant": self.tenant,
+            "rule": self.rule,
+            "policy": self.policy,
+            "count": self.count,
+            "sent": self.sent,
+            "rate": self.rate,
+            "max_rate": self.max_rate,
+            "window_days": self.window_days,
+            "ts": format_ts(self.ts),
+        }

@@ -1,58 +1,249 @@
 --[[
-record_attempt.lua: count one classified delivery attempt for one address and tenant, and
-decide whether it suppresses the address. Atomic; exactly once per event id.
+record_attempt.lua: record one classified event (delivery attempt, complaint or unsubscribe) for
+one address, feed it to the policy rules it matches, and decide whether it suppresses the
+address in any scope. Atomic; exactly once per event id.
 
-KEYS[1]  state hash   NS:{addr}:t:<tenant>
-KEYS[2]  dedupe key   NS:{addr}:e:<event_id>
-ARGV[1]  class          delivered|soft|hard|block|auto_reply|unknown
-ARGV[2]  category       e.g. user_unknown
-ARGV[3]  send key       campaign id, else message id, else event id: one soft bounce per send
-ARGV[4]  soft threshold consecutive soft bounces that suppress (0 = never)
-ARGV[5]  hard immediate "1" when a hard bounce suppresses at once
-ARGV[6]  state ttl      seconds the state hash lives after its last event
-ARGV[7]  dedupe ttl     seconds the event id is remembered
+KEYS[1]   dedupe key      NS:{addr}:e:<event_id>
+KEYS[2]   bounce log      NS:{addr}:log   (list, newest first)
+KEYS[3]   delivered log   NS:{addr}:ok    (list, newest first, short TTL)
+KEYS[4..] scope hashes    narrow to broad, e.g. NS:{addr}:t:<tenant>:l:<list>, NS:{addr}:g
+ARGV[1]   event JSON      {id, ts (ms), cls, cat, send, b (counts as a bounce), log (entry)}
+ARGV[2]   rule ops JSON   [{k = imm|con|cnf|rw, id, u (scope index, 1 = KEYS[4]), t, ...}]
+ARGV[3]   state ttl       seconds the scope hashes and the bounce log live after an event
+ARGV[4]   dedupe ttl      seconds the event id is remembered
+ARGV[5]   log size        entries kept in each log
+ARGV[6]   delivered ttl   seconds the delivered log lives
+ARGV[7]   bounce cap      sends kept in the per-scope bounce count (field bn)
 
 Returns a JSON string:
-  {"dup": true, "decided": <what the first delivery decided, or false>}  for a replayed event
-  {"decided": false, "soft": n}                                           when nothing tripped
-  {"decided": {"rule": r, "count": n, "threshold": t, "reason": c}}       when it suppresses
-A replayed event returns the decision of its first delivery, so a crash between this script
-and the Kafka send re-emits the same suppression instead of losing it.
+  {"dup": true, "decided": <what the first delivery decided: an array, or false>}
+  {"decided": false}                                       nothing tripped
+  {"decided": [{rule, u, count, threshold, reason, ev}]}   suppressions (ev = log entries)
+A replayed event returns the decision of its first delivery (until mark_emitted.lua confirms
+it), so a crash between this script and the Kafka send re-emits the same suppression.
+
+Time is event time (ts), never the clock. Every counter keeps the timestamps it counted, so an
+event that arrives late lands where it belongs: a delivery at time D (field dlv) or, for rules
+that say so, an open at time E (field eng) resets by hiding every entry at or before it.
 ]]
-assert(#KEYS == 2, "record_attempt: 2 keys")
+assert(#KEYS >= 4, "record_attempt: at least 4 keys")
 assert(#ARGV == 7, "record_attempt: 7 args")
 
-local state, seen = KEYS[1], KEYS[2]
-local class, category, send_key = ARGV[1], ARGV[2], ARGV[3]
-local soft_threshold, hard_immediate = tonumber(ARGV[4]), ARGV[5] == "1"
-local state_ttl, dedupe_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local seen, blog, oklog = KEYS[1], KEYS[2], KEYS[3]
+local ev = cjson.decode(ARGV[1])
+local ops = cjson.decode(ARGV[2])
+local state_ttl, dedupe_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local log_size, ok_ttl, bounce_cap = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local previous = redis.call("GET", seen)
 if previous then
   return cjson.encode({dup = true, decided = cjson.decode(previous)})
 end
 
-local decided = false
-local suppressed = redis.call("HGET", state, "suppressed")
-local soft = tonumber(redis.call("HGET", state, "soft") or "0")
+local function num(key, field)
+  return tonumber(redis.call("HGET", key, field) or "0")
+end
 
-if class == "delivered" then
-  soft = 0
-  redis.call("HSET", state, "soft", 0)
-elseif class == "soft" and redis.call("HGET", state, "soft_send") ~= send_key then
-  soft = soft + 1
-  redis.call("HSET", state, "soft", soft, "soft_send", send_key)
-  if not suppressed and soft_threshold > 0 and soft >= soft_threshold then
-    decided = {rule = "consecutive_soft", count = soft, threshold = soft_threshold,
-               reason = category}
+local function load(key, field)
+  local raw = redis.call("HGET", key, field)
+  if raw then return cjson.decode(raw) end
+  return {}
+end
+
+local function save(key, field, value)
+  if next(value) == nil then
+    redis.call("HDEL", key, field)
+  else
+    redis.call("HSET", key, field, cjson.encode(value))
   end
-elseif class == "hard" and hard_immediate and not suppressed then
-  decided = {rule = "immediate_hard", count = 1, threshold = 1, reason = category}
 end
 
-if decided then
-  redis.call("HSET", state, "suppressed", decided.rule, "reason", decided.reason)
+-- A rule in scope u is silent once that scope or a broader one is suppressed.
+local function covered(u)
+  for i = u + 3, #KEYS do
+    if redis.call("HEXISTS", KEYS[i], "suppressed") == 1 then return true end
+  end
+  return false
 end
-redis.call("EXPIRE", state, state_ttl)
+
+-- Per-send tracker: one entry per send {s, f = first ts, l = latest ts, c = latest category,
+-- e = latest event id}; entries at or before `reset` are dropped; the newest `cap` are kept.
+local function track_send(entries, reset, cap)
+  local out, found = {}, false
+  for _, x in ipairs(entries) do
+    if x.l > reset then
+      if x.s == ev.send then
+        found = true
+        if ev.ts < x.f then x.f = ev.ts end
+        if ev.ts >= x.l then x.l, x.c, x.e = ev.ts, ev.cat, ev.id end
+      end
+      out[#out + 1] = x
+    end
+  end
+  if not found and ev.ts > reset then
+    out[#out + 1] = {s = ev.send, f = ev.ts, l = ev.ts, c = ev.cat, e = ev.id}
+  end
+  table.sort(out, function(a, b)
+    if a.l == b.l then return a.s < b.s end
+    return a.l < b.l
+  end)
+  while #out > cap do table.remove(out, 1) end
+  return out
+end
+
+local decisions = {}
+
+local function decide(op, count, threshold, ids)
+  redis.call("HSET", KEYS[op.u + 3], "suppressed", op.id, "reason", ev.cat, "sup_ts", ev.ts,
+    "sup_ev", ev.id, "sup_count", count, "sup_threshold", threshold)
+  decisions[#decisions + 1] = {rule = op.id, u = op.u, count = count, threshold = threshold,
+    reason = ev.cat, ids = ids}
+end
+
+local function ids_of(entries)
+  local ids = {}
+  for _, x in ipairs(entries) do ids[#ids + 1] = x.e end
+  return ids
+end
+
+-- consecutive: distinct sends since the last reset; an engaged contact gets threshold te.
+local function consecutive(op, unit)
+  local eng = num(unit, "eng")
+  local reset = num(unit, "dlv")
+  if op.re and eng > reset then reset = eng end
+  local field = "r:" .. op.id
+  local sends = track_send(load(unit, field), reset, op.cap)
+  save(unit, field, sends)
+  local threshold = op.t
+  if eng > 0 and eng >= ev.ts - op.ew then threshold = op.te end
+  if ev.ts > reset and #sends >= threshold and not covered(op.u) then
+    decide(op, #sends, threshold, ids_of(sends))
+  end
+end
+
+-- confirmations: >= t events whose first and last are >= sp ms apart. Sorted by time; over
+-- the cap the second-oldest goes, so the first and last (the span) always survive.
+local function confirmations(op, unit)
+  local reset = num(unit, "dlv")
+  local field = "r:" .. op.id
+  local kept = {}
+  for _, x in ipairs(load(unit, field)) do
+    if x.t > reset then kept[#kept + 1] = x end
+  end
+  if ev.ts > reset then kept[#kept + 1] = {t = ev.ts, e = ev.id} end
+  table.sort(kept, function(a, b)
+    if a.t == b.t then return a.e < b.e end
+    return a.t < b.t
+  end)
+  while #kept > op.cap do table.remove(kept, 2) end
+  save(unit, field, kept)
+  local n = #kept
+  if ev.ts > reset and n >= op.t and kept[n].t - kept[1].t >= op.sp and not covered(op.u) then
+    decide(op, n, op.t, ids_of(kept))
+  end
+end
+
+-- retry_window: per campaign the attempts inside [first, first + w], at most pc of them;
+-- the sum over the campaigns since the last reset must reach t. Only the pc earliest
+-- attempts of a campaign can ever count, so only those are kept.
+local function retry_window(op, unit)
+  local reset = num(unit, "dlv")
+  local field = "r:" .. op.id
+  local camps, total, ids, names = {}, 0, {}, {}
+  for name, list in pairs(load(unit, field)) do camps[name] = list end
+  if ev.ts > reset then
+    local list = camps[ev.send] or {}
+    list[#list + 1] = {t = ev.ts, e = ev.id}
+    camps[ev.send] = list
+  end
+  for name, list in pairs(camps) do
+    local kept = {}
+    for _, x in ipairs(list) do
+      if x.t > reset then kept[#kept + 1] = x end
+    end
+    table.sort(kept, function(a, b)
+      if a.t == b.t then return a.e < b.e end
+      return a.t < b.t
+    end)
+    while #kept > op.pc do table.remove(kept) end
+    if #kept > 0 then names[#names + 1] = name end
+    camps[name] = (#kept > 0) and kept or nil
+  end
+  -- over the cap, the campaign that started first goes
+  table.sort(names, function(a, b) return camps[a][1].t < camps[b][1].t end)
+  while #names > op.cap do camps[table.remove(names, 1)] = nil end
+  for _, name in ipairs(names) do
+    local list = camps[name]
+    if list then
+      for _, x in ipairs(list) do
+        if x.t <= list[1].t + op.w then
+          total = total + 1
+          ids[#ids + 1] = x.e
+        end
+      end
+    end
+  end
+  save(unit, field, camps)
+  if ev.ts > reset and total >= op.t and not covered(op.u) then
+    decide(op, total, op.t, ids)
+  end
+end
+
+-- 1. the logs: server messages of bounces; delivered ("250 ok") records only briefly.
+if ev.cls == "delivered" then
+  redis.call("LPUSH", oklog, cjson.encode(ev.log))
+  redis.call("LTRIM", oklog, 0, log_size - 1)
+  redis.call("EXPIRE", oklog, ok_ttl)
+else
+  redis.call("LPUSH", blog, cjson.encode(ev.log))
+  redis.call("LTRIM", blog, 0, log_size - 1)
+  redis.call("EXPIRE", blog, state_ttl)
+end
+
+-- 2. every scope: a delivery resets (by time); a bounce adds to the bounce count.
+for i = 4, #KEYS do
+  if ev.cls == "delivered" and ev.ts > num(KEYS[i], "dlv") then
+    redis.call("HSET", KEYS[i], "dlv", ev.ts)
+  end
+  if ev.b then
+    save(KEYS[i], "bn", track_send(load(KEYS[i], "bn"), num(KEYS[i], "dlv"), bounce_cap))
+  end
+end
+
+-- 3. the rules, in policy order.
+for _, op in ipairs(ops) do
+  local unit = KEYS[op.u + 3]
+  if op.k == "imm" then
+    if not covered(op.u) then decide(op, 1, 1, {ev.id}) end
+  elseif op.k == "con" then
+    consecutive(op, unit)
+  elseif op.k == "cnf" then
+    confirmations(op, unit)
+  elseif op.k == "rw" then
+    retry_window(op, unit)
+  end
+end
+
+-- 4. evidence: the logged events each decision counted.
+if #decisions > 0 then
+  local by_id = {}
+  for _, raw in ipairs(redis.call("LRANGE", blog, 0, -1)) do
+    local entry = cjson.decode(raw)
+    by_id[entry.event_id] = entry
+  end
+  for _, d in ipairs(decisions) do
+    local evidence = {}
+    for _, id in ipairs(d.ids) do
+      if by_id[id] then evidence[#evidence + 1] = by_id[id] end
+    end
+    d.ids, d.ev = nil, evidence
+  end
+end
+
+for i = 4, #KEYS do
+  if redis.call("EXISTS", KEYS[i]) == 1 then redis.call("EXPIRE", KEYS[i], state_ttl) end
+end
+local decided = false
+if #decisions > 0 then decided = decisions end
 redis.call("SET", seen, cjson.encode(decided), "EX", dedupe_ttl)
-return cjson.encode({decided = decided, soft = soft})
+return cjson.encode({decided = decided})

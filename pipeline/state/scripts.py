@@ -11,6 +11,16 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+NAMES = (
+    "record_attempt",
+    "record_engagement",
+    "mark_emitted",
+    "reactivate",
+    "sweep_step",
+    "tenant_rate",
+)
+"""One script per state transition."""
+
 
 def source(name: str) -> str:
     """Return the text of `pipeline/state/<name>.lua`."""
@@ -20,3 +30,8 @@ def source(name: str) -> str:
 def register(client: Redis, name: str) -> AsyncScript:
     """Register `<name>.lua` with `client`; the result is callable as script(keys, args, client)."""
     return client.register_script(source(name))
+
+
+def register_all(client: Redis) -> dict[str, AsyncScript]:
+    """Register every script of NAMES with `client`."""
+    return {name: register(client, name) for name in NAMES}
