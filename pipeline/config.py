@@ -72,10 +72,19 @@ class Settings:
     """BOUNCEGUARD_STATE_TTL_DAYS: per-address state expires after this many quiet days."""
     dedupe_ttl_days: int = 14
     """BOUNCEGUARD_DEDUPE_TTL_DAYS: how long an event id is remembered (>= input retention)."""
+    bounce_log_size: int = 20
+    """BOUNCEGUARD_BOUNCE_LOG_SIZE: entries kept in each address's bounce and delivered logs."""
+    delivered_log_hours: int = 72
+    """BOUNCEGUARD_DELIVERED_LOG_HOURS: "250 ok" records are kept only this long (seed 003)."""
+    sweep_interval_days: float = 90.0
+    """BOUNCEGUARD_SWEEP_INTERVAL_DAYS: how often the worker runs the count-threshold sweep
+    (listrak's cleanup; 0 = never). Runs on the leader only."""
     api_token: str | None = None
     """BOUNCEGUARD_API_TOKEN: bearer token for the HTTP API's writes; unset = writes refused."""
     session_timeout: float = 10.0
     """BOUNCEGUARD_SESSION_TIMEOUT: consumer session timeout in seconds (kill -9 recovery time)."""
+    raw_tenant: str = "default"
+    """BOUNCEGUARD_RAW_TENANT: tenant of raw log lines (mta.log.raw) whose wrapper names none."""
     topics: Topics = field(default_factory=Topics)
     """Derived from topic_suffix."""
 

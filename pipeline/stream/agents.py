@@ -24,6 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,7 +33,8 @@ from pipeline.config import Settings
 from pipeline.core.decode import decode_attempts
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt, Suppression
-from pipeline.core.policies import load_preset
+from pipeline.core.policies import RuleKind, load_book
+from pipeline.state import inspect as state_inspect
 from pipeline.state.store import Store
 from pipeline.stream import deadletter, metrics
 from pipeline.stream.retry import retry_transient
@@ -125,13 +127,17 @@ def unacked_on_cancel(events: Sequence[Any]) -> Iterator[None]:
 
 
 def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
-    """Attach the agents to `app`; the Redis store is created lazily on first use."""
+    """Attach the agents to `app`; the Redis store is created lazily on first use. Tenants are
+    judged by the policy file (BOUNCEGUARD_POLICY_FILE) or else the default preset; the
+    count-threshold sweep runs every `sweep_interval_days` on the leader."""
     store = Store.from_url(
         settings.redis_url,
-        load_preset(settings.default_policy),
+        load_book(settings.default_policy, settings.policy_file),
         namespace=settings.namespace,
         state_ttl_days=settings.state_ttl_days,
         dedupe_ttl_days=settings.dedupe_ttl_days,
+        bounce_log_size=settings.bounce_log_size,
+        delivered_log_hours=settings.delivered_log_hours,
     )
     batch = CountBatch(store, topics)
 
@@ -140,3 +146,19 @@ def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
             with unacked_on_cancel(events):
                 await batch.process(events)
+
+    if settings.sweep_interval_days > 0 and any(
+        p.has_kind(RuleKind.COUNT_THRESHOLD) for p in store.book.policies()
+    ):
+        interval = settings.sweep_interval_days * 86_400
+
+        @app.timer(interval=interval, on_leader=True)  # type: ignore[untyped-decorator]
+        async def sweep_counts() -> None:
+            # The run is named by its period, so a sweep retried after a crash between Redis
+            # and Kafka has the same trigger ids and re-emits the same events.
+            at = datetime.now(UTC)
+            run = f"every{interval:.0f}s:{at.timestamp() // interval:.0f}"
+            found = await retry_transient("sweep", lambda: state_inspect.sweep(store, at, run=run))
+            await retry_transient("emit", lambda: batch._emit(found))
+            await retry_transient("mark", lambda: store.mark_emitted(found))
+            log.info("sweep done run=%s suppressed=%d", run, len(found))
