@@ -7,7 +7,13 @@ import hashlib
 
 def suppression_event_id(
     *,
-    action: str, address: str, tenant: str, scope: str, list_id: str | None, rule: str, trigger: str
+    action: str,
+    address: str,
+    tenant: str,
+    scope: str,
+    list_id: str | None,
+    rule: str,
+    trigger: str,
 ) -> str:
     """Return a stable 32-hex-digit id for one suppression-change event.
 

@@ -62,6 +62,7 @@ def test_compose_runs_the_whole_stack_on_loopback() -> None:
 def test_promtool_accepts_the_prometheus_files(args: list[str], path: str) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: .ci/run installs Debian's prometheus package"
-    proc = subprocess.run([promtool, *args, str(ROOT / path)], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [promtool, *args, str(ROOT / path)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
