@@ -97,8 +97,14 @@ class Settings:
             raw = env.get(PREFIX + f.name.upper())
             if raw is None or f.name == "topics":
                 continue
-            kind = type(getattr(cls(), f.name))
-            values[f.name] = kind(raw) if kind in (int, float) else raw
+            default = getattr(cls(), f.name)
+            # bool before int: bool is an int subclass, and "false" must not read as True
+            if isinstance(default, bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int | float):
+                values[f.name] = type(default)(raw)
+            else:  # str, or an optional str whose default is None
+                values[f.name] = raw
         values.update(overrides)
         settings = cls(**values)
         return replace(settings, topics=Topics.with_suffix(settings.topic_suffix))

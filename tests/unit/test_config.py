@@ -1,0 +1,43 @@
+"""Settings are read from BOUNCEGUARD_* variables with the right types."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import Settings, Topics
+
+
+def test_defaults_bind_to_loopback_and_the_standard_ports() -> None:
+    s = Settings.from_env({})
+    assert (s.kafka, s.redis_url, s.web_bind, s.web_port) == (
+        "127.0.0.1:9092",
+        "redis://127.0.0.1:6379/0",
+        "127.0.0.1",
+        6066,
+    )
+    assert s.topics == Topics()
+
+
+def test_variables_are_converted_to_each_field_type() -> None:
+    s = Settings.from_env(
+        {
+            "BOUNCEGUARD_WEB_PORT": "7001",
+            "BOUNCEGUARD_BATCH_WITHIN": "0.5",
+            "BOUNCEGUARD_POLICY_FILE": "/etc/bg/policies.toml",
+            "BOUNCEGUARD_KAFKA": "a:1,b:2",
+        }
+    )
+    assert (s.web_port, s.batch_within, s.policy_file) == (7001, 0.5, "/etc/bg/policies.toml")
+    assert s.kafka_url == "kafka://a:1;b:2"
+
+
+def test_overrides_win_and_suffix_renames_every_topic() -> None:
+    s = Settings.from_env({"BOUNCEGUARD_WEB_PORT": "7001"}, web_port=7002, topic_suffix="-t1")
+    assert s.web_port == 7002
+    assert all(name.endswith("-t1") or name.endswith("-t1.deadletter") for name in s.topics.all())
+    assert s.topics.deadletter(s.topics.attempts) == "delivery.attempts-t1.deadletter"
+
+
+def test_a_number_that_is_not_one_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        Settings.from_env({"BOUNCEGUARD_PARTITIONS": "four"})
