@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from pipeline.config import Settings
-from pipeline.stream import agents, topics
+from pipeline.stream import agents, normalize, topics
 
 
 def create_app(settings: Settings) -> Any:
@@ -30,4 +30,5 @@ def create_app(settings: Settings) -> Any:
     )
     declared = topics.declare(app, settings)
     agents.attach(app, settings, declared)
+    normalize.attach(app, settings, declared)
     return app

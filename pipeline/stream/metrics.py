@@ -26,3 +26,10 @@ BATCH_SIZE = Histogram(
     "Events per processed batch",
     buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
+# Counter: raw log lines read by the normalize agent, by result: "attempts" (gave at least one
+# attempt), "skipped" (well formed, no delivery result) or "dead_letter" (sent to the DLQ).
+RAW_LINES = Counter("bounceguard_raw_lines_total", "Raw log lines normalized", ["result"])
+# Counter: attempts the normalize agent produced to delivery.attempts.
+ATTEMPTS_PRODUCED = Counter(
+    "bounceguard_attempts_produced_total", "Attempts produced from raw log lines"
+)

@@ -1,0 +1,220 @@
+"""The normalize agent: raw MTA log lines (`mta.log.raw`) -> attempts (`delivery.attempts`).
+
+Responsibilities:
+- unwrap what shippers send: a bare log line (rsyslog omkafka, `bounceguard ship`'s raw mode),
+  or a JSON object whose `message` (Vector, Filebeat) or `log` (Fluent Bit) field is the line,
+  with optional `tenant`, `host` and `file` fields (`unwrap`);
+- parse the line with the core parsers (`auto`), one stateful parser per log stream;
+- produce each attempt to `delivery.attempts` keyed by its normalized recipient, so one
+  address's events stay in order on one partition for the count agent;
+- dead-letter what cannot be read to `mta.log.raw.deadletter` with its reason.
+
+Partitioning (a requirement on shippers): PowerMTA's CSV header and Postfix's memory of
+deferred recipients (for the recipient-less `status=expired` line) span lines, so every line of
+one log file must reach the same parser in file order. A parser is kept per (partition, tenant,
+source), where source is the wrapper's host and file, else the Kafka message key. So shippers
+must key raw lines by host or by file (never round-robin): then one file stays on one
+partition, in order. Lines of several files on one partition are fine when each names its
+host/file (wrapper) or key. After a restart or a rebalance the parsers start empty: a PowerMTA
+file whose header was read before the committed offset is read with the default columns until
+its next header, and an `expired` line whose deferrals were read before is skipped.
+
+Order inside a batch (STYLE.md, as in `agents.py`):
+  1. Parse every event. A bad one goes to the dead-letter topic; await delivery.
+  2. Produce the attempts and await every delivery (retried with backoff on Kafka errors).
+  3. Return, and only then does faust ack the batch.
+A crash between 2 and 3 re-reads the batch and produces its attempts again with the same event
+ids (they come from the log line), so the count agent's dedupe makes the copies no-ops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pipeline.config import Settings
+from pipeline.core.decode import load_json
+from pipeline.core.errors import InvalidInput, Reason
+from pipeline.core.models import Attempt
+from pipeline.core.parsing import LogParser, make_parser
+from pipeline.core.parsing.kumomta import KNOWN_TYPES
+from pipeline.stream import deadletter, metrics
+from pipeline.stream.agents import unacked_on_cancel
+from pipeline.stream.retry import retry_transient
+from pipeline.stream.topics import AppTopics
+
+log = logging.getLogger(__name__)
+
+MAX_STREAMS = 4096
+"""Parsers kept at once (LRU): each holds at most a CSV header or a bounded Postfix memory."""
+_LINE_KEYS = ("message", "log")
+_MAX_TENANT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One log line taken out of a `mta.log.raw` message."""
+
+    line: bytes | str
+    """The log line itself (the message, or its wrapper's `message`/`log` field)."""
+    tenant: str | None
+    """The wrapper's tenant, when it names one."""
+    source: str | None
+    """The wrapper's host and file (`host|file`), when it names them."""
+
+
+def unwrap(value: bytes) -> RawLine:
+    """Return the log line in one raw-topic message `value`.
+
+    A JSON object with a string `message` or `log` field (and no attempt or KumoMTA record
+    shape) is a shipper's wrapper: the field is the line; `tenant` (or Filebeat's
+    `fields.tenant`), `host` (or `host.name`) and `file` (or `path`, Filebeat's
+    `log.file.path`) are read when present. Anything else is the line itself (the parser
+    decides what it is). Raises InvalidInput for a JSON-looking message that does not decode
+    (BAD_JSON, BAD_ENCODING, TOO_LARGE) or a wrapper `tenant` that is not a short string
+    (WRONG_TYPE).
+    """
+    if value.lstrip()[:1] != b"{":
+        return RawLine(value, None, None)
+    doc = load_json(value)
+    if not isinstance(doc, Mapping) or not _is_wrapper(doc):
+        return RawLine(value, None, None)
+    line = next(doc[k] for k in _LINE_KEYS if isinstance(doc.get(k), str))
+    host = _text(doc.get("host")) or _text(_field(doc, "host", "name"))
+    path = _text(doc.get("file")) or _text(doc.get("path"))
+    path = path or _text(_field(doc, "log", "file", "path"))
+    source = f"{host or ''}|{path or ''}" if host or path else None
+    return RawLine(line, _tenant(doc), source)
+
+
+def _is_wrapper(doc: Mapping[str, Any]) -> bool:
+    if "event_id" in doc and "outcome" in doc:
+        return False  # our own attempt JSON
+    if doc.get("type") in KNOWN_TYPES:
+        return False  # a KumoMTA log record
+    return any(isinstance(doc.get(k), str) for k in _LINE_KEYS)
+
+
+def _field(doc: Mapping[str, Any], *path: str) -> Any:
+    """doc[path[0]][path[1]]..., or None where a level is missing or not an object."""
+    node: Any = doc
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _tenant(doc: Mapping[str, Any]) -> str | None:
+    value = doc.get("tenant", _field(doc, "fields", "tenant"))
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > _MAX_TENANT:
+        raise InvalidInput(Reason.WRONG_TYPE, f"tenant must be a string of <= {_MAX_TENANT}")
+    return value
+
+
+class NormalizeBatch:
+    """Processes one batch of `mta.log.raw` events (the normalize agent's body).
+
+    Holds the stateful parsers, one per (partition, tenant, source, year), least recently
+    used dropped first beyond MAX_STREAMS. The year is part of the key because classic syslog
+    stamps have none: a parser made in December must not stamp January's lines.
+    """
+
+    def __init__(self, topics: AppTopics, *, default_tenant: str = "default") -> None:
+        self.topics = topics
+        self.default_tenant = default_tenant
+        self._parsers: OrderedDict[tuple[int, str, str, int], LogParser] = OrderedDict()
+
+    async def process(self, events: Sequence[Any]) -> None:
+        """Run steps 1-2 for `events`; returns only when every attempt and dead letter of
+        them has been acknowledged by the broker. Never raises except on cancellation."""
+        metrics.BATCH_SIZE.observe(len(events))
+        try:
+            await self._process(events)
+        except Exception:
+            # Not reachable by bad input (parsing catches per event); a bug or a non-retriable
+            # broker answer. Dead-letter rather than let faust skip the batch (faust #315).
+            log.exception("normalize batch failed; dead-lettering its events")
+            for event in events:
+                await self._dead_letter(event, InvalidInput(Reason.INTERNAL, "internal error"))
+
+    async def _process(self, events: Sequence[Any]) -> None:
+        attempts: list[Attempt] = []
+        dead = []
+        for event in events:
+            metrics.EVENTS_CONSUMED.labels(self.topics.raw.get_topic_name()).inc()
+            try:
+                parsed = self.parse(event)
+            except InvalidInput as exc:
+                metrics.RAW_LINES.labels("dead_letter").inc()
+                dead.append(self._dead_letter(event, exc))
+                continue
+            metrics.RAW_LINES.labels("attempts" if parsed else "skipped").inc()
+            attempts.extend(parsed)
+        await asyncio.gather(*dead)  # step 1
+        await retry_transient("produce", lambda: self._produce(attempts))  # step 2
+        metrics.ATTEMPTS_PRODUCED.inc(len(attempts))
+
+    def parse(self, event: Any) -> list[Attempt]:
+        """Return the attempts of one raw-topic event; raise InvalidInput only (an unexpected
+        error is a bug and becomes INTERNAL, so the line is dead-lettered, not lost)."""
+        try:
+            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            line = unwrap(raw)
+            source = line.source or (event.key.decode(errors="replace") if event.key else "")
+            parser = self._parser(event.message.partition, line.tenant, source)
+            return parser.feed(line.line)
+        except InvalidInput:
+            raise
+        except Exception as exc:
+            log.exception("normalize failed on one line")
+            raise InvalidInput(Reason.INTERNAL, type(exc).__name__) from exc
+
+    def _parser(self, partition: int, tenant: str | None, source: str) -> LogParser:
+        tenant = tenant or self.default_tenant
+        year = datetime.now(UTC).year
+        key = (partition, tenant, source, year)
+        parser = self._parsers.get(key)
+        if parser is None:
+            parser = self._parsers[key] = make_parser("auto", tenant=tenant, year=year)
+            if len(self._parsers) > MAX_STREAMS:
+                self._parsers.popitem(last=False)
+        else:
+            self._parsers.move_to_end(key)
+        return parser
+
+    async def _produce(self, attempts: Sequence[Attempt]) -> None:
+        futures = [
+            await self.topics.attempts.send(
+                key=a.recipient.encode(), value=orjson.dumps(a.to_json())
+            )
+            for a in attempts
+        ]
+        await asyncio.gather(*futures)
+
+    async def _dead_letter(self, event: Any, error: InvalidInput) -> None:
+        await deadletter.send_dead_letter(self.topics.raw_deadletter, event, error)
+
+
+def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
+    """Attach the normalize agent (`mta.log.raw` -> `delivery.attempts`) to `app`."""
+    batch = NormalizeBatch(topics, default_tenant=settings.raw_tenant)
+
+    @app.agent(topics.raw, concurrency=1)  # type: ignore[untyped-decorator]
+    async def normalize(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            with unacked_on_cancel(events):
+                await batch.process(events)
