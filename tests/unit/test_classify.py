@@ -23,7 +23,8 @@ from pipeline.core.classify import (
 from pipeline.core.models import Attempt, BounceClass, Category, Outcome
 
 DATA = Path(__file__).parent.parent / "data" / "classify" / "responses.tsv"
-CORPUS = Path(__file__).parents[3] / "shared" / "corpora" / "sisimai-public.tsv"
+# The held-out corpus, copied from ../shared/corpora with its attribution (see its README).
+CORPUS = Path(__file__).parents[1] / "data" / "classify" / "sisimai-public.tsv"
 
 
 @dataclass(frozen=True)
