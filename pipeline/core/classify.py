@@ -38,6 +38,15 @@ _CODE_SAID = re.compile(
 _ENHANCED = re.compile(r"(?<![\w.])#?([245])\.(\d{1,3})\.(\d{1,3})(?![\w.]*\d)")
 _CONTINUATION = re.compile(r"(?<=\s)[245]\d\d-(?:#?[245]\.\d{1,3}\.\d{1,3}\s)?")
 _SPACE = re.compile(r"\s+")
+# Parts of a reply that differ from message to message but never decide its class: the
+# recipient's address and per-message tokens (Gmail's "d75a77b69052e-4b0aa2e0b5dsi1.123",
+# Microsoft's "[DB5EUR03FT022...]" server ids). Masking them before the cache lookup turns
+# "550 5.1.1 <a@x>: ..." and "550 5.1.1 <b@y>: ..." into one cached text.
+# The lookbehind makes a match start only where a word starts (no retry at every character).
+_ADDRESS_IN_TEXT = re.compile(
+    r"(?<![^\s<>\"'()\[\],;:])[^\s<>\"'()\[\],;:@]++@[^\s<>\"'()\[\],;:]+"
+)
+_LONG_TOKEN = re.compile(r"([A-Za-z0-9]{10,})(?:\.\d+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,22 @@ def normalize(diagnostic: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
 
 
+def mask_variable_parts(diagnostic: str) -> str:
+    """Replace addresses with `x@x` and long letter+digit tokens with `#`, so that replies
+    which differ only in those share one cache entry (no rule looks at either)."""
+    if "@" in diagnostic:
+        diagnostic = _ADDRESS_IN_TEXT.sub("x@x", diagnostic)
+    return _LONG_TOKEN.sub(_mask_token, diagnostic)
+
+
+def _mask_token(found: re.Match[str]) -> str:
+    """`#` for a token mixing letters and digits (an id); words like "overquotaperm" stay."""
+    token = found.group(1)
+    if token.isalpha() or token.isdigit():
+        return found.group()
+    return "#"
+
+
 def extract_codes(diagnostic: str) -> tuple[int | None, str | None]:
     """Return the (basic, enhanced) codes found in a reply text, None where there is none.
 
@@ -165,14 +190,36 @@ def classify(
     Text beats a lazy code: "550 5.1.1 ... mailbox full" is `mailbox_full`. Codes missing from
     the arguments are read from the text. `outcome=delivered` is always `delivered`. A category
     whose class is `hard` is downgraded to `soft` when the result is temporary (4xx, or the MTA
-    deferred it): the remote server itself says it may change its mind. Cached on its inputs.
+    deferred it): the remote server itself says it may change its mind. Cached on its inputs,
+    after masking the parts that vary per message (`mask_variable_parts`).
     """
     if outcome is Outcome.DELIVERED:
         return _DELIVERED
+    return _classify_masked(
+        smtp_code,
+        enhanced_code,
+        diagnostic,
+        outcome=outcome,
+        smtp_phase=smtp_phase,
+        remote_mta=remote_mta,
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _classify_masked(
+    smtp_code: int | None,
+    enhanced_code: str | None,
+    diagnostic: str,
+    *,
+    outcome: Outcome | None,
+    smtp_phase: str | None,
+    remote_mta: str | None,
+) -> Classification:
+    """First-level cache on the raw inputs (exact repeats skip the masking entirely)."""
     return _classify_cached(
         smtp_code,
         (enhanced_code or "").strip().lstrip("#") or None,
-        diagnostic[:MAX_TEXT],
+        mask_variable_parts(diagnostic[:MAX_TEXT]),
         outcome,
         phase=(smtp_phase or "").lower(),
         host=(remote_mta or "").lower(),
@@ -239,4 +286,5 @@ def _verdict(rule: Rule, temporary: bool) -> Classification:
 
 def cache_clear() -> None:
     """Empty the verdict cache (benchmarks measure cold and warm runs)."""
+    _classify_masked.cache_clear()
     _classify_cached.cache_clear()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core import classify as classifier
 from pipeline.core.classify import (
     RULEBOOK,
     classify,
@@ -226,3 +227,30 @@ def test_every_rule_has_a_unique_id_and_a_known_category() -> None:
     ids = [r.id for r in RULEBOOK.rules]
     assert len(ids) == len(set(ids))
     assert all(isinstance(r.category, Category) for r in RULEBOOK.rules)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (
+            "550 5.1.1 <jane@example.com>: Recipient address rejected: User unknown",
+            "550 5.1.1 <bob.smith@example.org>: Recipient address rejected: User unknown",
+        ),
+        (
+            "550-5.1.1 The email account that you tried to reach does not exist. "
+            "d75a77b69052e-4b0aa2e0b5dsi123456qtb.123 - gsmtp",
+            "550-5.1.1 The email account that you tried to reach does not exist. "
+            "a640c23a62f3a-4b1cc9e0f1bsi998877qtb.45 - gsmtp",
+        ),
+    ],
+)
+def test_replies_differing_only_in_address_or_message_id_share_a_cache_entry(
+    a: str, b: str
+) -> None:
+    assert classifier.mask_variable_parts(a) == classifier.mask_variable_parts(b)
+    assert classify(None, None, a) == classify(None, None, b)
+
+
+def test_masking_keeps_words_and_codes_rules_rely_on() -> None:
+    text = "552 5.2.2 OverQuotaPerm IB607 BL000012 1234567890"
+    assert classifier.mask_variable_parts(text) == text
