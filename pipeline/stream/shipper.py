@@ -1,0 +1,291 @@
+"""The engine of `bounceguard ship`: a log file -> attempts on `delivery.attempts`.
+
+Responsibilities:
+- read a log file line by line, optionally following it like `tail -F` through rotation
+  (a new inode at the path: the old file is drained first, then the new one is read from its
+  start) and truncation (copytruncate: read again from the start) (`LogReader`);
+- parse the lines with one core parser for the whole file, in order;
+- batch the attempts per partition and send one JSON array per (partition, batch) to that
+  explicit partition (`PartitionBatcher`, `partition_for`). PRODUCT.md allows an array when
+  all its attempts map to the partition their recipient key would: `partition_for` is
+  kafka-python's (and Java's, and aiokafka's) default murmur2 partitioner, so the count agent
+  sees each address's attempts on the same partition, in file order, as if keyed one by one;
+- send lines that cannot be parsed to `mta.log.raw.deadletter`, in the worker's envelope
+  (source topic = the file name, partition 0, offset = the line number);
+- know whether everything was delivered (`Shipper.flush` checks every send's future).
+
+kafka-python (blocking) is used rather than faust: ship is a plain process with no consumer.
+The producer must be idempotent (kafka-python's default) so retries keep per-partition order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import orjson
+from kafka.partitioner.default import murmur2
+
+from pipeline.config import Topics
+from pipeline.core.errors import InvalidInput
+from pipeline.core.parsing import LogParser
+from pipeline.stream.deadletter import envelope
+
+log = logging.getLogger(__name__)
+
+LINE_LIMIT = 1024 * 1024
+"""Longest line kept whole; the rest of a longer line is dropped (the parser rejects anything
+over 256 KiB as too_large anyway, so the kept prefix is enough for the dead letter)."""
+CHUNK = 64 * 1024
+MAX_BATCH_BYTES = 512 * 1024
+"""Largest array message: well under the broker's default 1 MB message.max.bytes."""
+
+
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    """Return the partition the default Kafka partitioner picks for `key` among `partitions`
+    (murmur2 of the key, positive, modulo the count, over the sorted partition ids)."""
+    ordered = sorted(partitions)
+    index: int = (murmur2(key) & 0x7FFFFFFF) % len(ordered)
+    return ordered[index]
+
+
+class PartitionBatcher:
+    """Groups encoded attempts per partition into JSON-array messages, keeping their order.
+
+    `add` returns the messages that became ready: a partition's batch is sent when it holds
+    `max_items` attempts, or before an attempt that would push it over `max_bytes`. `drain`
+    returns everything still pending (call it when the input is idle or ends).
+    """
+
+    def __init__(self, max_items: int = 500, max_bytes: int = MAX_BATCH_BYTES) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._items: dict[int, list[bytes]] = {}
+        self._sizes: dict[int, int] = {}
+
+    def add(self, partition: int, item: bytes) -> list[tuple[int, bytes]]:
+        """Queue one encoded attempt for `partition`; return the (partition, message) pairs
+        now ready to send, in order."""
+        ready = []
+        items = self._items.setdefault(partition, [])
+        if items and self._sizes[partition] + len(item) + 1 > self.max_bytes:
+            ready.append(self._take(partition))
+            items = self._items.setdefault(partition, [])
+        items.append(item)
+        self._sizes[partition] = self._sizes.get(partition, 1) + len(item) + 1
+        if len(items) >= self.max_items:
+            ready.append(self._take(partition))
+        return ready
+
+    def drain(self) -> list[tuple[int, bytes]]:
+        """Return every pending batch as (partition, message), leaving none."""
+        return [self._take(p) for p in list(self._items)]
+
+    def _take(self, partition: int) -> tuple[int, bytes]:
+        items = self._items.pop(partition)
+        self._sizes.pop(partition)
+        return partition, b"[" + b",".join(items) + b"]"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line read from a log file."""
+
+    number: int
+    """1-based line number in the file it came from (restarts after rotation/truncation)."""
+    data: bytes
+    """The line without its newline (at most LINE_LIMIT bytes)."""
+
+
+class LogReader:
+    """Reads the lines of one file, following it like `tail -F` when `follow` is true.
+
+    Iterating yields `Line`s in file order and `None` whenever the reader has caught up with
+    the writer (a good moment for the caller to flush). Without `follow` it ends at the end of
+    the file (a last line without a newline counts). With `follow` it ends only when `stop()`
+    returns true; a partial line still being written at that moment is not emitted. A missing
+    file is waited for in follow mode, and raises FileNotFoundError otherwise.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        follow: bool = False,
+        from_end: bool = False,
+        poll: float = 0.2,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.path = path
+        self.follow = follow
+        self.from_end = from_end
+        self.poll = poll
+        self.stop = stop
+        self._buf = b""
+        self._number = 0
+        self._skipping = False  # inside the dropped tail of an overlong line
+
+    def __iter__(self) -> Iterator[Line | None]:
+        fh = yield from self._open_first()
+        if fh is None:
+            return
+        try:
+            while True:
+                chunk = fh.read(CHUNK)
+                if chunk:
+                    yield from self._split(chunk)
+                    if not self.stop():
+                        continue
+                if not self.follow or self.stop():
+                    if not self.follow:
+                        yield from self._rest()
+                    return
+                yield None
+                fh = yield from self._after_eof(fh)
+        finally:
+            fh.close()
+
+    def _open_first(self) -> Generator[None, None, BinaryIO | None]:
+        """Generator returning the opened file (waiting for it in follow mode), or None."""
+        while True:
+            try:
+                fh = open(self.path, "rb")  # noqa: SIM115 - closed by __iter__
+            except FileNotFoundError:
+                if not self.follow:
+                    raise
+                if self.stop():
+                    return None
+                yield None
+                time.sleep(self.poll)
+                continue
+            if self.from_end:
+                fh.seek(0, os.SEEK_END)
+            return fh
+
+    def _after_eof(self, fh: BinaryIO) -> Generator[Line, None, BinaryIO]:
+        """At the end of `fh` in follow mode: switch to a rotated-in file, rewind a truncated
+        one, or wait; return the file to read next (a generator, for the drained lines)."""
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None  # moved away, new one not created yet: keep reading the old one
+        mine = os.fstat(fh.fileno())
+        if current is not None and (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+            # Rotated: what the writer added to the old file since our last read comes first.
+            while chunk := fh.read(CHUNK):
+                yield from self._split(chunk)
+            yield from self._rest()
+            fh.close()
+            self._number = 0
+            log.info("log rotated, reading the new file")
+            return open(self.path, "rb")
+        if mine.st_size < fh.tell():
+            log.info("log truncated, reading it again from the start")
+            fh.seek(0)
+            self._buf, self._number, self._skipping = b"", 0, False
+            return fh
+        time.sleep(self.poll)
+        return fh
+
+    def _split(self, chunk: bytes) -> Iterator[Line]:
+        data = self._buf + chunk
+        *lines, self._buf = data.split(b"\n")
+        for raw in lines:
+            if self._skipping:
+                self._skipping = False  # the newline ending an overlong line
+                continue
+            yield self._line(raw)
+        if len(self._buf) > LINE_LIMIT and not self._skipping:
+            yield self._line(self._buf[:LINE_LIMIT])
+            self._skipping = True
+        if self._skipping:
+            self._buf = b""
+
+    def _rest(self) -> Iterator[Line]:
+        if self._buf and not self._skipping:
+            yield self._line(self._buf)
+        self._buf, self._skipping = b"", False
+
+    def _line(self, raw: bytes) -> Line:
+        self._number += 1
+        return Line(self._number, raw.removesuffix(b"\r"))
+
+
+@dataclass
+class ShipStats:
+    """Counts for progress and the final summary."""
+
+    lines: int = 0
+    attempts: int = 0
+    skipped: int = 0
+    dead: int = 0
+    messages: int = 0
+    failed: int = 0
+
+
+class Shipper:
+    """Parses lines with one parser and produces their attempts with a kafka-python producer.
+
+    Not thread-safe; call `ship` for each line in file order, `flush` when the input is idle
+    or ends. Returning from `ship` promises nothing about delivery; `flush` does.
+    """
+
+    def __init__(
+        self,
+        producer: Any,
+        topics: Topics,
+        parser: LogParser,
+        *,
+        source: str,
+        batch_size: int = 500,
+    ) -> None:
+        self.producer = producer
+        self.topics = topics
+        self.parser = parser
+        self.source = source
+        self.stats = ShipStats()
+        self.batcher = PartitionBatcher(max_items=batch_size)
+        found = producer.partitions_for(topics.attempts)
+        if not found:
+            raise LookupError(f"topic {topics.attempts} does not exist")
+        self.partitions = sorted(found)
+        self._futures: list[Any] = []
+
+    def ship(self, line: Line) -> None:
+        """Parse one line and queue its attempts (or its dead letter) for sending."""
+        self.stats.lines += 1
+        try:
+            attempts = self.parser.feed(line.data)
+        except InvalidInput as exc:
+            self.stats.dead += 1
+            body = envelope(line.data, exc, topic=self.source, partition=0, offset=line.number)
+            self._send(self.topics.deadletter(self.topics.raw), body, None)
+            return
+        if not attempts:
+            self.stats.skipped += 1
+        for attempt in attempts:
+            self.stats.attempts += 1
+            partition = partition_for(attempt.recipient.encode(), self.partitions)
+            for ready in self.batcher.add(partition, orjson.dumps(attempt.to_json())):
+                self._send(self.topics.attempts, ready[1], ready[0])
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send every pending batch, wait for the broker's acks, and return True when every
+        message sent so far was delivered (failures are counted in `stats.failed`)."""
+        for partition, message in self.batcher.drain():
+            self._send(self.topics.attempts, message, partition)
+        self.producer.flush(timeout=timeout)
+        for future in self._futures:
+            if not future.is_done or future.failed():
+                self.stats.failed += 1
+                log.error("send failed error=%s", getattr(future, "exception", None))
+        self._futures.clear()
+        return self.stats.failed == 0
+
+    def _send(self, topic: str, value: bytes, partition: int | None) -> None:
+        self.stats.messages += 1
+        self._futures.append(self.producer.send(topic, value=value, partition=partition))

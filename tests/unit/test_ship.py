@@ -1,0 +1,196 @@
+"""`bounceguard ship`'s batching and partitioning, without a broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
+from kafka.partitioner.default import DefaultPartitioner as KafkaPythonPartitioner
+
+from pipeline.config import Topics
+from pipeline.core.decode import decode_attempts
+from pipeline.core.parsing import make_parser
+from pipeline.stream.shipper import Line, PartitionBatcher, Shipper, partition_for
+
+ADDRESSES = [f"user{i}@example.com" for i in range(200)] + ["Ünïcode@bücher.example", "a@b.io"]
+
+
+class _Cluster:
+    """The bits of kafka-python's ClusterMetadata its DefaultPartitioner reads."""
+
+    def __init__(self, partitions: list[int]) -> None:
+        self.partitions = partitions
+
+    def topics(self) -> set[str]:
+        return {"t"}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.partitions)
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.partitions)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 12, 50])
+def test_partition_for_matches_kafka_python_and_aiokafka(count: int) -> None:
+    partitions = list(range(count))
+    kp = KafkaPythonPartitioner()
+    for address in ADDRESSES:
+        key = address.encode()
+        ours = partition_for(key, partitions)
+        assert ours == kp.partition("t", key, key, None, None, _Cluster(partitions))
+        # faust's producer is aiokafka: the worker's own keyed sends agree too.
+        assert ours == AioPartitioner()(key, partitions, partitions)
+
+
+@pytest.mark.parametrize(
+    ("key", "partition"),
+    [(b"", 681), (b"a", 524), (b"ab", 434), (b"abc", 107), (b"123456789", 566), (b"\x00 ", 742)],
+)
+def test_partition_for_matches_the_java_client(key: bytes, partition: int) -> None:
+    # Values of Kafka's Java partitioner over 1000 partitions, as kafka-python's and
+    # aiokafka's test_murmur2_java_compatibility check them.
+    assert partition_for(key, list(range(1000))) == partition
+
+
+def test_batcher_sends_full_batches_in_order() -> None:
+    batcher = PartitionBatcher(max_items=3)
+    ready = []
+    for i in range(7):
+        ready += batcher.add(i % 2, b'"%d"' % i)
+    assert ready == [(0, b'["0","2","4"]'), (1, b'["1","3","5"]')]
+    assert batcher.drain() == [(0, b'["6"]')]
+    assert batcher.drain() == []
+
+
+def test_batcher_keeps_messages_under_max_bytes() -> None:
+    batcher = PartitionBatcher(max_items=100, max_bytes=20)
+    ready = []
+    for i in range(6):
+        ready += batcher.add(0, b'"%s"' % (b"x" * 4 + str(i).encode()))  # 7 bytes each
+    ready += batcher.drain()
+    assert [len(orjson.loads(m)) for _, m in ready] == [2, 2, 2]
+    assert all(len(m) <= 20 for _, m in ready)
+    assert [x for _, m in ready for x in orjson.loads(m)] == [f"xxxx{i}" for i in range(6)]
+
+
+def test_batcher_sends_an_oversized_item_alone() -> None:
+    batcher = PartitionBatcher(max_items=100, max_bytes=10)
+    assert batcher.add(0, b'"small"') == []
+    big = b'"' + b"y" * 50 + b'"'
+    assert batcher.add(0, big) == [(0, b'["small"]')]
+    assert batcher.drain() == [(0, b"[" + big + b"]")]
+
+
+@dataclass
+class _Future:
+    ok: bool = True
+    is_done: bool = True
+    exception: Exception | None = None
+
+    def failed(self) -> bool:
+        return not self.ok
+
+
+@dataclass
+class FakeProducer:
+    """Records sends; `partitions_for` like kafka-python's (None for an unknown topic)."""
+
+    partitions: dict[str, set[int]]
+    sent: list[tuple[str, bytes, int | None]] = field(default_factory=list)
+    fail: bool = False
+    flushed: int = 0
+
+    def partitions_for(self, topic: str) -> set[int] | None:
+        return self.partitions.get(topic)
+
+    def send(self, topic: str, value: bytes, partition: int | None = None) -> _Future:
+        self.sent.append((topic, value, partition))
+        return _Future(ok=not self.fail)
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.flushed += 1
+
+
+BOUNCE = (
+    "Mar  2 09:00:{s:02d} mx1 postfix/smtp[2500]: Q{n:05X}: to=<{rcpt}>, relay=mx.example.net"
+    "[192.0.2.1]:25, delay=1, dsn=5.1.1, status=bounced (host mx.example.net[192.0.2.1] said: "
+    "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown (in reply to RCPT TO command))"
+)
+
+
+def bounce(n: int, rcpt: str) -> bytes:
+    return BOUNCE.format(s=n % 60, n=n, rcpt=rcpt).encode()
+
+
+def make_shipper(producer: Any, batch_size: int = 500) -> Shipper:
+    parser = make_parser("auto", tenant="acme", year=2026)
+    return Shipper(producer, Topics(), parser, source="mail.log", batch_size=batch_size)
+
+
+def test_shipper_groups_attempts_by_the_key_partition_in_file_order() -> None:
+    producer = FakeProducer({"delivery.attempts": {0, 1, 2}})
+    shipper = make_shipper(producer, batch_size=4)
+    recipients = [f"r{i % 7}@example.com" for i in range(30)]
+    for n, rcpt in enumerate(recipients, 1):
+        shipper.ship(Line(n, bounce(n, rcpt)))
+    assert shipper.flush() is True
+    per_partition: dict[int, list[str]] = {}
+    for topic, value, partition in producer.sent:
+        assert topic == "delivery.attempts"
+        assert partition is not None
+        attempts = decode_attempts(value)  # the worker's decoder accepts the arrays
+        assert 1 <= len(attempts) <= 4
+        for attempt in attempts:
+            assert partition_for(attempt.recipient.encode(), [0, 1, 2]) == partition
+            assert attempt.tenant == "acme"
+            per_partition.setdefault(partition, []).append(attempt.recipient)
+    for partition, got in per_partition.items():
+        assert got == [r for r in recipients if partition_for(r.encode(), [0, 1, 2]) == partition]
+    assert shipper.stats.attempts == 30
+    assert shipper.stats.lines == 30
+
+
+def test_shipper_dead_letters_bad_lines_with_line_numbers() -> None:
+    producer = FakeProducer({"delivery.attempts": {0}})
+    shipper = make_shipper(producer)
+    shipper.ship(Line(1, b"Mar  2 09:00:00 mx1 postfix/smtpd[1]: connect from x[192.0.2.9]"))
+    shipper.ship(Line(2, b"\xff\xfe not utf-8"))
+    shipper.ship(Line(3, b"neither a log line"))
+    shipper.ship(Line(4, bounce(4, "ok@example.com")))
+    assert shipper.flush()
+    dead = [orjson.loads(v) for t, v, _ in producer.sent if t == "mta.log.raw.deadletter"]
+    assert [(d["reason"], d["source"]) for d in dead] == [
+        ("bad_encoding", {"topic": "mail.log", "partition": 0, "offset": 2}),
+        ("unknown_format", {"topic": "mail.log", "partition": 0, "offset": 3}),
+    ]
+    assert dead[1]["raw"] == "neither a log line"
+    stats = shipper.stats
+    assert (stats.lines, stats.attempts, stats.skipped, stats.dead) == (4, 1, 1, 2)
+
+
+def test_shipper_reports_failed_sends() -> None:
+    producer = FakeProducer({"delivery.attempts": {0}}, fail=True)
+    shipper = make_shipper(producer)
+    shipper.ship(Line(1, bounce(1, "x@example.com")))
+    assert shipper.flush() is False
+    assert shipper.stats.failed == 1
+
+
+def test_shipper_needs_the_topic() -> None:
+    with pytest.raises(LookupError):
+        make_shipper(FakeProducer({}))
+
+
+@pytest.mark.parametrize(
+    ("argv", "from_end"),
+    [([], False), (["--from-start"], False), (["--from-end"], True)],
+)
+def test_cli_follow_starts_at_the_beginning_by_default(argv: list[str], from_end: bool) -> None:
+    from pipeline.cli import build_parser
+
+    args = build_parser().parse_args(["ship", "mail.log", "--follow", *argv])
+    assert (args.follow, args.from_end, args.format) == (True, from_end, "auto")
