@@ -213,8 +213,14 @@ def reactivation(
         tag=None,
         trigger_event_id=request_id,
         ts=ts,
+        # The cleared suppression, as the one evidence entry (schema: event_id and ts).
         evidence=(
-            {"previous_rule": cleared.get("rule"), "previous_reason": cleared.get("reason")},
+            {
+                "event_id": str(cleared.get("trigger_event_id") or request_id),
+                "ts": format_ts(ts),
+                "category": cleared.get("reason"),
+                "diagnostic": f"reactivated; was suppressed by rule {cleared.get('rule')}",
+            },
         ),
     )
 

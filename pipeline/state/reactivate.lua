@@ -5,7 +5,8 @@ log stays (it is the audit trail).
 
 KEYS[1]  scope hash   NS:{addr}:t:<tenant>[:l:<list>] or NS:{addr}:g
 
-Returns a JSON string: {"rule": r, "reason": c} of the suppression it cleared, or "false" when
+Returns a JSON string: {"rule": r, "reason": c, "trigger_event_id": e} of the suppression it
+cleared, or "false" when
 the scope was not suppressed (nothing is changed then, so a repeated request is a no-op).
 ]]
 assert(#KEYS == 1, "reactivate: 1 key")
@@ -15,5 +16,6 @@ if not rule then
   return "false"
 end
 local reason = redis.call("HGET", KEYS[1], "reason")
+local trigger = redis.call("HGET", KEYS[1], "sup_ev")
 redis.call("DEL", KEYS[1])
-return cjson.encode({rule = rule, reason = reason})
+return cjson.encode({rule = rule, reason = reason, trigger_event_id = trigger})

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 
@@ -68,6 +69,9 @@ def test_replay_prints_in_trip_order_reports_bad_lines_and_is_idempotent(
         ("gone@example.com", "immediate_hard"),
         ("spam@example.com", "complaint"),
     ]
+    schema = orjson.loads((ROOT / "schemas" / "suppression.event.v1.json").read_bytes())
+    for event in events:
+        jsonschema.validate(event, schema)
     assert "line 2: bad_json" in err and "line 4: bad_address" in err
     code, out, _ = cli(capsys, "replay", *common, str(data))
     assert (code, out) == (0, [])

@@ -4,7 +4,10 @@ reason and count (7 / 8 / 9), list scope, reactivation, the bounced-contacts rep
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import jsonschema
+import orjson
 import pytest
 
 from pipeline.core.models import Action, Scope
@@ -13,6 +16,7 @@ from tests.integration.policies.conftest import ADDR, Engine, at, attempt, feedb
 
 pytestmark = pytest.mark.integration
 MARKETING = "marketing"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def bounces(category: str, n: int, list_id: str = MARKETING) -> list:
@@ -112,6 +116,8 @@ def test_reactivate_clears_and_emits(engine: Callable[..., Engine]) -> None:
     back = eng.run(eng.store.reactivate(ADDR, "acme", list_id=MARKETING, request_id="r1", ts=at(1)))
     assert back is not None and back.action is Action.REACTIVATED
     assert (back.scope, back.list_id, back.reason) == (Scope.LIST, MARKETING, "manual")
+    schema = orjson.loads((ROOT / "schemas" / "suppression.event.v1.json").read_bytes())
+    jsonschema.validate(back.to_json(), schema)
     again = eng.run(
         eng.store.reactivate(ADDR, "acme", list_id=MARKETING, request_id="r1", ts=at(1))
     )
