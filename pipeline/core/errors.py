@@ -32,6 +32,8 @@ class Reason(enum.StrEnum):
     """Processing raised an unexpected error for this one input (a bug: see the worker log)."""
     NOT_AN_ATTEMPT = "not_an_attempt"
     """A well-formed log line that carries no delivery result (skipped, not dead-lettered)."""
+    BAD_ARF = "bad_arf"
+    """Not an ARF feedback report (RFC 5965 multipart/report with a message/feedback-report)."""
 
 
 class InvalidInput(ValueError):
