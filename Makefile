@@ -8,7 +8,7 @@ export KAFKA_PORT ?= 9092
 export REDIS_PORT ?= 6379
 export BOUNCEGUARD_WEB_PORT ?= 6066
 
-.PHONY: help setup up down run test unit integration lint fmt typecheck bench
+.PHONY: help setup up down run test unit integration lint fmt typecheck bench dashboards prometheus
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,3 +66,9 @@ typecheck: setup  ## mypy --strict only
 
 bench: setup  ## benchmarks: print figures (never part of `make test`)
 	$(BIN)/python -m bench
+
+dashboards: setup  ## regenerate grafana/dashboards/*.json from grafana/build.py (commit the result)
+	$(BIN)/python grafana/build.py
+
+prometheus:  ## start Prometheus on 127.0.0.1:9090 scraping the `make up` worker (deploy/prometheus.yml)
+	@deploy/prometheus.sh start

@@ -85,6 +85,12 @@ class Settings:
     """BOUNCEGUARD_SESSION_TIMEOUT: consumer session timeout in seconds (kill -9 recovery time)."""
     raw_tenant: str = "default"
     """BOUNCEGUARD_RAW_TENANT: tenant of raw log lines (mta.log.raw) whose wrapper names none."""
+    metrics_tenant_cap: int = 50
+    """BOUNCEGUARD_METRICS_TENANT_CAP: tenants that get their own metric label value (the first
+    seen); later ones are labelled "other", so a tenant explosion cannot explode Prometheus."""
+    monitor_interval: float = 10.0
+    """BOUNCEGUARD_MONITOR_INTERVAL: seconds between samples of consumer lag and Redis memory
+    (group leader only)."""
     topics: Topics = field(default_factory=Topics)
     """Derived from topic_suffix."""
 

@@ -54,7 +54,7 @@ class CountBatch:
         """Run steps 1-3 for `events`; returns only when all of them are durably handled."""
         metrics.BATCH_SIZE.observe(len(events))
         try:
-            await self._process(events)
+            await metrics.timed(metrics.BATCH_SECONDS, self._process(events))
         except Exception:
             if len(events) == 1:
                 await self._dead_letter(events[0], InvalidInput(Reason.INTERNAL, "internal error"))
@@ -74,11 +74,12 @@ class CountBatch:
             except InvalidInput as exc:
                 dead.append(self._dead_letter(event, exc))
         await asyncio.gather(*dead)  # step 1
-        for attempt in attempts:
-            metrics.ATTEMPTS.labels(attempt.outcome.value).inc()
+        metrics.count_attempts(attempts)
         suppressions = await retry_transient(  # step 2
-            "redis", lambda: self.store.apply_attempts(attempts)
+            "redis",
+            lambda: metrics.timed(metrics.REDIS_SECONDS, self.store.apply_attempts(attempts)),
         )
+        metrics.observe_decision_lag(attempts)
         await retry_transient("emit", lambda: self._emit(suppressions))  # step 3
         await retry_transient("mark", lambda: self.store.mark_emitted(suppressions))
 
@@ -92,7 +93,7 @@ class CountBatch:
             )
         await asyncio.gather(*futures)
         for s in suppressions:
-            metrics.SUPPRESSIONS.labels(s.policy, s.rule, s.reason, s.scope.value).inc()
+            metrics.count_suppression(s)
             log.info(
                 "suppressed rule=%s reason=%s tenant=%s id=%s",
                 s.rule,

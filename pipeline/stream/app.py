@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from pipeline.config import Settings
-from pipeline.stream import agents, normalize, topics
+from pipeline.stream import agents, monitor, normalize, topics
 
 
 def create_app(settings: Settings) -> Any:
@@ -31,4 +31,5 @@ def create_app(settings: Settings) -> Any:
     declared = topics.declare(app, settings)
     agents.attach(app, settings, declared)
     normalize.attach(app, settings, declared)
+    monitor.attach(app, settings)
     return app
