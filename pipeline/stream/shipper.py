@@ -25,7 +25,8 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from io import BufferedReader
+from typing import Any
 
 import orjson
 from kafka.partitioner.default import murmur2
@@ -135,9 +136,13 @@ class LogReader:
             return
         try:
             while True:
-                chunk = fh.read(CHUNK)
+                # read1: what is there now, up to CHUNK (read() would wait for a pipe to
+                # fill CHUNK bytes, holding back lines that are already written)
+                chunk = fh.read1(CHUNK)
                 if chunk:
                     yield from self._split(chunk)
+                    if not self.follow and len(chunk) < CHUNK:
+                        yield None  # caught up with a pipe's writer: let the caller flush
                     if not self.stop():
                         continue
                 if not self.follow or self.stop():
@@ -149,7 +154,7 @@ class LogReader:
         finally:
             fh.close()
 
-    def _open_first(self) -> Generator[None, None, BinaryIO | None]:
+    def _open_first(self) -> Generator[None, None, BufferedReader | None]:
         """Generator returning the opened file (waiting for it in follow mode), or None."""
         while True:
             try:
@@ -166,7 +171,7 @@ class LogReader:
                 fh.seek(0, os.SEEK_END)
             return fh
 
-    def _after_eof(self, fh: BinaryIO) -> Generator[Line, None, BinaryIO]:
+    def _after_eof(self, fh: BufferedReader) -> Generator[Line, None, BufferedReader]:
         """At the end of `fh` in follow mode: switch to a rotated-in file, rewind a truncated
         one, or wait; return the file to read next (a generator, for the drained lines)."""
         try:
@@ -176,7 +181,7 @@ class LogReader:
         mine = os.fstat(fh.fileno())
         if current is not None and (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
             # Rotated: what the writer added to the old file since our last read comes first.
-            while chunk := fh.read(CHUNK):
+            while chunk := fh.read1(CHUNK):
                 yield from self._split(chunk)
             yield from self._rest()
             fh.close()

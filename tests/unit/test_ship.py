@@ -194,3 +194,25 @@ def test_cli_follow_starts_at_the_beginning_by_default(argv: list[str], from_end
 
     args = build_parser().parse_args(["ship", "mail.log", "--follow", *argv])
     assert (args.follow, args.from_end, args.format) == (True, from_end, "auto")
+
+
+def test_shipper_configs_key_raw_lines_by_host_or_file() -> None:
+    """deploy/shippers: every config produces to mta.log.raw with a key (never round-robin)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    shippers = Path(__file__).resolve().parents[2] / "deploy" / "shippers"
+    vector = tomllib.loads((shippers / "vector.toml").read_text())
+    sink = vector["sinks"]["bounceguard_raw"]
+    assert (sink["topic"], sink["key_field"]) == ("mta.log.raw", "bg_key")
+    assert ".bg_key =" in vector["transforms"]["bg_fields"]["source"]
+
+    fluent = (shippers / "fluent-bit.conf").read_text()
+    assert re.search(r"^\s+Topics\s+mta\.log\.raw$", fluent, re.M)
+    assert re.search(r"^\s+Message_Key_Field\s+file$", fluent, re.M)
+    assert re.search(r"^\s+Path_Key\s+file$", fluent, re.M)
+
+    rsyslog = (shippers / "rsyslog-omkafka.conf").read_text()
+    assert rsyslog.count('topic="mta.log.raw"') == 2
+    assert rsyslog.count('dynaKey="on" partitions.auto="on"') == 2

@@ -114,3 +114,21 @@ def test_stop_ends_a_follow_without_waiting(tmp_path: Path) -> None:
     log = tmp_path / "mail.log"
     log.write_bytes(b"1\n")
     assert [x for x in LogReader(str(log), follow=True, stop=lambda: True) if x] == [Line(1, b"1")]
+
+
+def test_a_pipe_yields_its_lines_before_it_closes() -> None:
+    """`ship -` behind a long-lived writer (PowerMTA's accounting pipe): lines come out, and
+    the reader signals idle, while the writer still holds the pipe open."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"a\nb\n")
+        it = iter(LogReader(f"/dev/fd/{read_end}"))
+        assert until_idle(it) == [(1, b"a"), (2, b"b")]
+        os.write(write_end, b"c")
+        os.close(write_end)
+        write_end = -1
+        assert [(x.number, x.data) for x in it if x is not None] == [(3, b"c")]
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
