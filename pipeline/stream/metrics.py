@@ -22,6 +22,7 @@ from typing import TypeVar
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from pipeline.core.classify import classify_attempt
+from pipeline.core.events import Event, Feedback
 from pipeline.core.models import Action, Attempt, SenderAlert, Suppression
 
 T = TypeVar("T")
@@ -198,6 +199,16 @@ def count_attempts(attempts: Iterable[Attempt]) -> None:
         TENANT_EVENTS.labels(TENANTS.label(attempt.tenant), klass, category).inc()
 
 
+def count_feedback(events: Iterable[Feedback]) -> None:
+    """Count complaints and unsubscribes per (capped) tenant: the numerator of the
+    complaint-rate panels and alerts (attempts of class delivered are the denominator)."""
+    for event in events:
+        verdict = event.classification()
+        TENANT_EVENTS.labels(
+            TENANTS.label(event.tenant), verdict.bounce_class.value, verdict.category.value
+        ).inc()
+
+
 def count_suppression(event: Suppression) -> None:
     """Count one emitted suppression-change event (suppressed or reactivated)."""
     tenant = TENANTS.label(event.tenant)
@@ -213,11 +224,11 @@ def count_sender_alert(alert: SenderAlert) -> None:
     SENDER_ALERTS.labels(alert.rule, TENANTS.label(alert.tenant)).inc()
 
 
-def observe_decision_lag(attempts: Sequence[Attempt], now: datetime | None = None) -> None:
-    """Observe now - ts for each attempt of a decided batch (`now` defaults to the clock)."""
+def observe_decision_lag(events: Sequence[Event], now: datetime | None = None) -> None:
+    """Observe now - ts for each event of a decided batch (`now` defaults to the clock)."""
     now = now or datetime.now(UTC)
-    for attempt in attempts:
-        DECISION_LAG.observe((now - attempt.ts).total_seconds())
+    for event in events:
+        DECISION_LAG.observe((now - event.ts).total_seconds())
 
 
 async def timed(histogram: Histogram, step: Awaitable[T]) -> T:

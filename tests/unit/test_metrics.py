@@ -165,3 +165,19 @@ def test_lag_is_end_minus_committed_or_everything_when_never_committed() -> None
     a, b = TopicPartition("t", 0), TopicPartition("t", 1)
     assert lag_per_partition({a: 10, b: 7}, {a: 4}, {a: 0, b: 2}) == {a: 6, b: 5}
     assert lag_per_partition({a: 3}, {a: 5}, {}) == {a: 0}
+
+
+def test_count_feedback_feeds_the_complaint_rate_numerator() -> None:
+    from pipeline.core.events import Feedback, FeedbackKind
+
+    labels = {"tenant": "t-fbl", "class": "complaint", "category": "complaint"}
+    before = value("bounceguard_tenant_events_total", **labels)
+    complaint = Feedback(
+        event_id="f1",
+        ts=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        recipient="x@example.com",
+        kind=FeedbackKind.COMPLAINT,
+        tenant="t-fbl",
+    )
+    metrics.count_feedback([complaint])
+    assert value("bounceguard_tenant_events_total", **labels) == before + 1
