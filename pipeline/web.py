@@ -1,19 +1,58 @@
-"""HTTP pages served by the worker (faust web, bound to 127.0.0.1 unless configured)."""
+"""The worker's HTTP API (faust web, bound to 127.0.0.1 unless configured).
+
+  GET  /v1/addresses/{address}?tenant=&list=     status: state per scope, counters,
+                                                 suppressions, bounce log (= `bounceguard status`)
+  POST /v1/addresses/{address}/reactivate        manual add-back; bearer token required;
+                                                 emits a `reactivated` suppression event
+  GET  /v1/suppressions?tenant=&since=&after=&limit=   a tenant's suppression history, paged
+  GET  /health                                   200 when Redis answers, else 503
+  GET  /metrics                                  Prometheus exposition
+
+Errors are JSON: {"error": <reason>, "detail": <text>}. An address in a URL is normalized
+(percent-decoding, case, IDNA) exactly as the worker normalizes recipients.
+"""
 
 from __future__ import annotations
 
+import hmac
+import logging
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from pipeline.config import Settings
+from pipeline.core.decode import normalize_address, parse_ts
+from pipeline.core.errors import InvalidInput, Transient
+from pipeline.core.models import Scope
+from pipeline.state import history, inspect
+from pipeline.state.store import Applied
+from pipeline.stream.app import Runtime
+
+log = logging.getLogger(__name__)
+MAX_PAGE = 1000
 
 
-def attach(app: Any, settings: Settings) -> None:
-    """Register /health and /metrics on `app`."""
+class ApiError(Exception):
+    """An error answer: HTTP status, machine-readable reason, human detail."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def attach(runtime: Runtime, settings: Settings) -> None:
+    """Register every page of the API on `runtime.app`."""
+    app = runtime.app
 
     @app.page("/health")  # type: ignore[untyped-decorator]
     async def health(web: Any, request: Any) -> Any:
+        try:
+            await runtime.store.ping()
+        except Transient:
+            return web.json({"status": "degraded", "redis": "unreachable"}, status=503)
         return web.json({"status": "ok", "app_id": settings.app_id})
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
@@ -21,3 +60,124 @@ def attach(app: Any, settings: Settings) -> None:
         # aiohttp refuses a charset inside content_type; the exposition format is ASCII anyway.
         content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return web.bytes(generate_latest(REGISTRY), content_type=content_type)
+
+    @app.page("/v1/addresses/{address}")  # type: ignore[untyped-decorator]
+    async def address_status(web: Any, request: Any, address: str) -> Any:
+        return await answer(web, lambda: status(runtime, request, address))
+
+    @app.page("/v1/addresses/{address}/reactivate")  # type: ignore[untyped-decorator]
+    async def reactivate_page(web: Any, request: Any, address: str) -> Any:
+        if request.method != "POST":
+            return error(web, ApiError(405, "method_not_allowed", "use POST"))
+        return await answer(web, lambda: reactivate(runtime, settings, request, address))
+
+    @app.page("/v1/suppressions")  # type: ignore[untyped-decorator]
+    async def suppressions(web: Any, request: Any) -> Any:
+        return await answer(web, lambda: suppression_page(runtime, request))
+
+
+async def answer(web: Any, handler: Any) -> Any:
+    """Run `handler` and turn its result into JSON, or its ApiError/Transient into an error."""
+    try:
+        return web.json(await handler())
+    except ApiError as exc:
+        return error(web, exc)
+    except Transient:
+        return error(web, ApiError(503, "redis_unreachable", "state store unreachable; retry"))
+
+
+def error(web: Any, exc: ApiError) -> Any:
+    """The JSON error answer for `exc`."""
+    return web.json({"error": exc.reason, "detail": exc.detail}, status=exc.status)
+
+
+def address_of(raw: str) -> str:
+    """Normalize an address from a URL path; ApiError 400 when it is not one."""
+    try:
+        return normalize_address(raw)
+    except InvalidInput as exc:
+        raise ApiError(400, exc.reason.value, exc.detail) from exc
+
+
+async def status(runtime: Runtime, request: Any, raw: str) -> dict[str, Any]:
+    """The status JSON of one address (the same document as `bounceguard status`)."""
+    query = request.query
+    tenant = query.get("tenant") or "default"
+    return await inspect.status(runtime.store, address_of(raw), tenant, query.get("list"))
+
+
+def authorized(settings: Settings, request: Any) -> bool:
+    """True when the request carries the configured bearer token (never when none is set)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not settings.api_token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), settings.api_token.encode())
+
+
+async def reactivate(
+    runtime: Runtime, settings: Settings, request: Any, raw: str
+) -> dict[str, Any]:
+    """Add an address back by hand; emit the `reactivated` event before answering."""
+    if not authorized(settings, request):
+        raise ApiError(401, "unauthorized", "a valid bearer token is required")
+    address = address_of(raw)
+    body = await _json_body(request)
+    tenant = str(body.get("tenant") or request.query.get("tenant") or "default")
+    list_id = body.get("list_id") or request.query.get("list")
+    scope_text = body.get("scope") or request.query.get("scope")
+    try:
+        scope = Scope(scope_text) if scope_text else None
+    except ValueError as exc:
+        raise ApiError(400, "wrong_type", "scope must be list, tenant or global") from exc
+    # The client's idempotency key makes a retried request yield the same event id.
+    request_id = str(request.headers.get("Idempotency-Key") or body.get("request_id") or "")
+    event = await runtime.store.reactivate(
+        address,
+        tenant,
+        request_id=request_id or uuid.uuid4().hex,
+        ts=datetime.now(UTC),
+        list_id=str(list_id) if list_id else None,
+        scope=scope,
+    )
+    if event is None:
+        return {"reactivated": False, "detail": "not suppressed in that scope"}
+    await runtime.emitter.emit(Applied(suppressions=[event]))
+    log.info("reactivated tenant=%s id=%s", tenant, event.event_id)
+    return {"reactivated": True, "event": event.to_json()}
+
+
+async def _json_body(request: Any) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "bad_json", "the body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "wrong_type", "the body must be a JSON object")
+    return body
+
+
+async def suppression_page(runtime: Runtime, request: Any) -> dict[str, Any]:
+    """One page of a tenant's suppression history with the cursor of the next page."""
+    query = request.query
+    tenant = query.get("tenant")
+    if not tenant:
+        raise ApiError(400, "missing_field", "tenant is required")
+    try:
+        limit = int(query.get("limit") or 100)
+        since = parse_ts(query["since"]) if query.get("since") else None
+    except (ValueError, InvalidInput) as exc:
+        raise ApiError(400, "wrong_type", "limit must be a number, since RFC 3339") from exc
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, "wrong_type", f"limit must be 1..{MAX_PAGE}")
+    page = await history.page(
+        runtime.store, tenant, since=since, after=query.get("after"), limit=limit
+    )
+    cursor = None
+    if page.next_since_ms is not None:
+        next_since = datetime.fromtimestamp(page.next_since_ms / 1000, UTC)
+        cursor = {"since": next_since.isoformat().replace("+00:00", "Z"), "after": page.next_after}
+    return {"items": page.items, "next": cursor}

@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     ensure_topics(settings)
-    app = create_app(settings)
-    web.attach(app, settings)
-    worker = faust.Worker(app, loglevel=args.loglevel)
+    runtime = create_app(settings)
+    web.attach(runtime, settings)
+    worker = faust.Worker(runtime.app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0

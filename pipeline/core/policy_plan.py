@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -42,9 +42,16 @@ NO_LIST = "-"
 """List key of an event without a list_id under a list-scoped policy."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def to_ms(ts: datetime) -> int:
-    """Event time as integer milliseconds since the epoch (what the scripts compare)."""
-    return int(ts.timestamp() * 1000)
+    """Event time as integer milliseconds since the epoch (what the scripts compare).
+
+    Integer arithmetic on the timedelta: `int(ts.timestamp() * 1000)` goes through a float
+    and turns .123 s into 122 ms for some timestamps."""
+    return (ts - _EPOCH) // _MS
 
 
 def from_ms(ms: int | float) -> datetime:

@@ -9,6 +9,7 @@ Layout (NS = the namespace, e.g. "bg"):
   NS:{addr}:log                   list    bounce log: last N non-delivered events, newest first
   NS:{addr}:ok                    list    delivered log: last N "250 ok" records, short TTL
   NS:{tenant:<tenant>}:rate       hash    per-day delivered / complaint counts of a tenant
+  NS:{tenant:<tenant>}:history    zset    the tenant's suppression events, by event time
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def delivered_log(ns: str, address: str) -> str:
 def tenant_rate(ns: str, tenant: str) -> str:
     """Key of a tenant's per-day rate counters (its own hash tag, one slot per tenant)."""
     return f"{ns}:{{tenant:{tenant}}}:rate"
+
+
+def history(ns: str, tenant: str) -> str:
+    """Key of a tenant's suppression history (pipeline.state.history)."""
+    return f"{ns}:{{tenant:{tenant}}}:history"
 
 
 def _glob_escape(text: str) -> str:

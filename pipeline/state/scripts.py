@@ -18,6 +18,7 @@ NAMES = (
     "reactivate",
     "sweep_step",
     "tenant_rate",
+    "record_history",
 )
 """One script per state transition."""
 

@@ -1,18 +1,35 @@
-"""create_app(settings) -> faust.App with its topics and agents. No I/O at import."""
+"""create_app(settings) -> Runtime: the faust app with its topics and agents, the Redis store
+and the emitter they share. No I/O at import or creation (connections open on first use)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from pipeline.config import Settings
+from pipeline.core.policies import load_book
+from pipeline.state.store import Store
 from pipeline.stream import agents, monitor, normalize, topics
+from pipeline.stream.apply import Emitter
 
 
-def create_app(settings: Settings) -> Any:
-    """Build the faust app for `settings` with its topics and agents, not yet started (the
-    HTTP pages are attached by `pipeline.web`)."""
+@dataclass(frozen=True)
+class Runtime:
+    """What the entry points need of a built worker: the app to run, the store and emitter
+    the HTTP API shares with the agents."""
+
+    app: Any
+    store: Store
+    emitter: Emitter
+    topics: topics.AppTopics
+
+
+def create_app(settings: Settings) -> Runtime:
+    """Build the worker for `settings`: the faust app with its topics and agents, not yet
+    started (the HTTP pages are attached by `pipeline.web`). Tenants are judged by the policy
+    file (BOUNCEGUARD_POLICY_FILE) or else the default preset; a bad file raises here."""
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_url,
@@ -29,7 +46,17 @@ def create_app(settings: Settings) -> Any:
         web_tables_enabled=False,
     )
     declared = topics.declare(app, settings)
-    agents.attach(app, settings, declared)
+    store = Store.from_url(
+        settings.redis_url,
+        load_book(settings.default_policy, settings.policy_file),
+        namespace=settings.namespace,
+        state_ttl_days=settings.state_ttl_days,
+        dedupe_ttl_days=settings.dedupe_ttl_days,
+        bounce_log_size=settings.bounce_log_size,
+        delivered_log_hours=settings.delivered_log_hours,
+    )
+    emitter = Emitter(store, declared.suppressions, declared.alerts)
+    agents.attach(app, settings, declared, store, emitter)
     normalize.attach(app, settings, declared)
     monitor.attach(app, settings)
-    return app
+    return Runtime(app, store, emitter, declared)

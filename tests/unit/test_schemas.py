@@ -87,3 +87,8 @@ def test_dead_letter_envelope_matches_schema(raw: bytes) -> None:
     validator("deadletter.v1").validate(doc)
     assert doc["size"] == len(raw)
     assert doc["truncated"] is (len(raw) > 64 * 1024)
+
+
+def test_dead_letter_schema_lists_every_reason() -> None:
+    schema = orjson.loads((SCHEMAS / "deadletter.v1.json").read_bytes())
+    assert set(schema["properties"]["reason"]["enum"]) == {r.value for r in Reason}
