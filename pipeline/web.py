@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from pipeline.config import Settings
@@ -65,11 +66,16 @@ def attach(runtime: Runtime, settings: Settings) -> None:
     async def address_status(web: Any, request: Any, address: str) -> Any:
         return await answer(web, lambda: status(runtime, request, address))
 
-    @app.page("/v1/addresses/{address}/reactivate")  # type: ignore[untyped-decorator]
-    async def reactivate_page(web: Any, request: Any, address: str) -> Any:
-        if request.method != "POST":
-            return error(web, ApiError(405, "method_not_allowed", "use POST"))
-        return await answer(web, lambda: reactivate(runtime, settings, request, address))
+    class Reactivate(View):
+        """POST only: a function page would answer GET alone."""
+
+        async def post(self, request: Any, address: str) -> Any:
+            return await answer(self, lambda: reactivate(runtime, settings, request, address))
+
+        async def get(self, request: Any, address: str) -> Any:
+            return error(self, ApiError(405, "method_not_allowed", "use POST"))
+
+    app.page("/v1/addresses/{address}/reactivate")(Reactivate)
 
     @app.page("/v1/suppressions")  # type: ignore[untyped-decorator]
     async def suppressions(web: Any, request: Any) -> Any:

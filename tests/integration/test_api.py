@@ -1,0 +1,131 @@
+"""The worker's HTTP API on a live worker: status, reactivation (token), suppression history."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from pipeline.config import Settings
+from tests.integration.conftest import read_topic, send, wait_for
+from tests.integration.test_worker import attempt
+
+pytestmark = pytest.mark.integration
+TOKEN = "s3cret-test-token"
+
+
+def call(
+    settings: Settings,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    token: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """One HTTP request to the test worker; returns (status, decoded JSON body)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.web_port}{path}", data=body, method=method
+    )
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, orjson.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, orjson.loads(err.read())
+
+
+def suppressed(settings: Settings, address: str) -> bool:
+    """Whether the status API shows a suppression in the tenant scope."""
+    _, view = call(settings, "GET", f"/v1/addresses/{address}?tenant=acme")
+    return "immediate_hard" in orjson.dumps(view).decode()
+
+
+@pytest.fixture
+def api(settings: Settings, worker_factory: Any, producer: KafkaProducer) -> Settings:
+    """A worker with an API token and two hard-bounced addresses of tenant acme."""
+    worker_factory(settings, BOUNCEGUARD_API_TOKEN=TOKEN)
+    for n, who in enumerate(("first@example.com", "second@example.com")):
+        send(
+            producer, settings.topics.attempts, attempt(who, ts=f"2026-03-02T09:00:0{n}Z"), key=who
+        )
+    read_topic(settings.kafka, settings.topics.suppressions, 2)
+    wait_for(lambda: call(settings, "GET", "/v1/suppressions?tenant=acme")[1]["items"] != [], 20)
+    return settings
+
+
+def test_status_shows_the_suppression_with_its_evidence(api: Settings) -> None:
+    # Case and percent-encoding in the URL are normalized like recipients are.
+    status, view = call(api, "GET", "/v1/addresses/FIRST%40Example.COM?tenant=acme")
+    assert status == 200
+    text = orjson.dumps(view).decode()
+    assert "first@example.com" in text
+    assert "immediate_hard" in text
+    assert "does not exist" in text  # the server message that led to it
+
+
+def test_reactivate_needs_the_token_and_changes_nothing_without_it(api: Settings) -> None:
+    for token in (None, "wrong-token"):
+        status, body = call(
+            api, "POST", "/v1/addresses/first@example.com/reactivate?tenant=acme", b"", token
+        )
+        assert (status, body["error"]) == (401, "unauthorized")
+    assert suppressed(api, "first@example.com")
+
+
+def test_reactivate_with_the_token_emits_the_reactivated_event(api: Settings) -> None:
+    status, body = call(
+        api,
+        "POST",
+        "/v1/addresses/first@example.com/reactivate",
+        orjson.dumps({"tenant": "acme"}),
+        TOKEN,
+    )
+    assert status == 200, body
+    assert body["reactivated"] is True
+    assert not suppressed(api, "first@example.com")
+    events = [orjson.loads(v) for v in read_topic(api.kafka, api.topics.suppressions, 3)]
+    assert [e["action"] for e in events if e["address"] == "first@example.com"] == [
+        "suppressed",
+        "reactivated",
+    ]
+    again = call(
+        api,
+        "POST",
+        "/v1/addresses/first@example.com/reactivate",
+        orjson.dumps({"tenant": "acme"}),
+        TOKEN,
+    )
+    assert again == (200, {"reactivated": False, "detail": "not suppressed in that scope"})
+
+
+def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
+    wait_for(lambda: len(call(api, "GET", "/v1/suppressions?tenant=acme")[1]["items"]) == 2, 20)
+    status, first = call(api, "GET", "/v1/suppressions?tenant=acme&limit=1")
+    assert status == 200
+    assert [e["address"] for e in first["items"]] == ["first@example.com"]
+    cursor = first["next"]
+    path = f"/v1/suppressions?tenant=acme&limit=1&since={cursor['since']}&after={cursor['after']}"
+    _, second = call(api, "GET", path)
+    assert [e["address"] for e in second["items"]] == ["second@example.com"]
+    assert second["next"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [
+        ("/v1/addresses/not-an-address?tenant=acme", 400, "bad_address"),
+        ("/v1/suppressions", 400, "missing_field"),
+        ("/v1/suppressions?tenant=acme&limit=0", 400, "wrong_type"),
+    ],
+)
+def test_errors_are_json_with_a_reason(api: Settings, path: str, status: int, reason: str) -> None:
+    assert call(api, "GET", path)[0:1] == (status,)
+    assert call(api, "GET", path)[1]["error"] == reason
+
+
+def test_health_answers(api: Settings) -> None:
+    assert call(api, "GET", "/health") == (200, {"status": "ok", "app_id": api.app_id})
