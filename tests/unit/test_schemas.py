@@ -12,11 +12,21 @@ import pytest
 
 from pipeline.core.decode import attempt_from_mapping, decode_attempts
 from pipeline.core.errors import InvalidInput, Reason
-from pipeline.core.models import Action, Scope, Suppression
+from pipeline.core.messages import decode_engagement, decode_feedback
+from pipeline.core.models import Action, Scope, SenderAlert, Suppression
+from pipeline.core.parsing import make_parser
 from pipeline.stream.deadletter import envelope
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-NAMES = ["delivery.attempt.v1", "suppression.event.v1", "deadletter.v1"]
+NAMES = [
+    "delivery.attempt.v1",
+    "suppression.event.v1",
+    "deadletter.v1",
+    "engagement.event.v1",
+    "feedback.event.v1",
+    "sender.alert.v1",
+    "mta.log.raw.v1",
+]
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:
@@ -92,3 +102,39 @@ def test_dead_letter_envelope_matches_schema(raw: bytes) -> None:
 def test_dead_letter_schema_lists_every_reason() -> None:
     schema = orjson.loads((SCHEMAS / "deadletter.v1.json").read_bytes())
     assert set(schema["properties"]["reason"]["enum"]) == {r.value for r in Reason}
+
+
+def test_every_topic_has_a_schema() -> None:
+    names = {p.name.removesuffix(".json") for p in SCHEMAS.glob("*.v1.json")}
+    assert names == set(NAMES)
+
+
+def test_engagement_and_feedback_examples_decode() -> None:
+    [open_] = decode_engagement(orjson.dumps(example("engagement.event.v1")))
+    assert (open_.recipient, open_.action.value) == ("jane.doe@example.com", "open")
+    received = datetime(2026, 3, 2, tzinfo=UTC)
+    [complaint] = decode_feedback(orjson.dumps(example("feedback.event.v1")), received=received)
+    assert complaint.kind.value == "complaint"
+    validator("feedback.event.v1").validate({**complaint.to_json()})
+
+
+def test_sender_alert_model_matches_schema() -> None:
+    alert = SenderAlert(
+        event_id="a1",
+        tenant="news",
+        rule="complaint_rate",
+        policy="ecomail",
+        count=4,
+        sent=1000,
+        rate=0.004,
+        max_rate=0.001,
+        window_days=30.0,
+        ts=datetime(2026, 3, 2, 9, tzinfo=UTC),
+    )
+    validator("sender.alert.v1").validate(alert.to_json())
+
+
+def test_raw_wrapper_example_parses_to_the_attempt_it_carries() -> None:
+    doc = example("mta.log.raw.v1")
+    [attempt] = make_parser("auto", year=2026).feed(orjson.dumps(doc))
+    assert (attempt.recipient, attempt.enhanced_code) == ("nobody.here@gmail.com", "5.1.1")
