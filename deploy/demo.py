@@ -1,70 +1,83 @@
-"""`make run`'s feeder: produce the sample attempts, print the suppression events they cause.
+"""`make run`'s feeder: ship the sample MTA logs and attempts, print the suppressions.
 
-Each run gets a tenant of its own (acme-<run>) and event ids of its own, so a second
-`make run` shows the same suppressions again instead of nothing (the worker remembers
-what it already counted). Lines that are not valid attempts are produced as they are and
-end on the dead-letter topic.
+Raw Postfix, Exim, PowerMTA and KumoMTA logs (tests/data/logs/) and our own attempt JSONL
+(deploy/sample/attempts.jsonl) go through `bounceguard ship`, exactly as an operator would
+ship them. Event ids come from the lines themselves, so a second `make run` counts nothing
+again: it prints the same suppression events (same ids) that the first run caused.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer
 
 from pipeline.config import Settings
 
-SAMPLE = Path(__file__).with_name("sample") / "attempts.jsonl"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = [
+    (ROOT / "tests/data/logs/postfix.log", "postfix"),
+    (ROOT / "tests/data/logs/exim.log", "exim"),
+    (ROOT / "tests/data/logs/pmta-acct.csv", "pmta"),
+    (ROOT / "tests/data/logs/kumo.jsonl", "kumo"),
+    (ROOT / "deploy/sample/attempts.jsonl", "json"),
+]
+TENANTS = {"demo", "acme"}
+QUIET_SECONDS = 4.0
+
+
+def ship_samples() -> None:
+    """Ship every sample file with `bounceguard ship` (tenant demo where a line names none)."""
+    for path, fmt in SAMPLES:
+        print(f"$ bounceguard ship --format {fmt} --tenant demo {path.relative_to(ROOT)}")
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", "ship", "--format", fmt, "--tenant", "demo",
+             "--progress", "0", "--year", "2026", str(path)],
+            check=True, cwd=ROOT,
+        )
+
+
+def read_suppressions(settings: Settings, wait: float) -> list[dict[str, object]]:
+    """Suppression events of the demo tenants, read from the start of the topic until no new
+    one arrived for QUIET_SECONDS (at most `wait` seconds)."""
+    consumer = KafkaConsumer(
+        settings.topics.suppressions, bootstrap_servers=settings.kafka, group_id=None,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    found: dict[str, dict[str, object]] = {}
+    deadline = time.monotonic() + wait
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline and time.monotonic() - last_new < QUIET_SECONDS:
+            for records in consumer.poll(timeout_ms=500).values():
+                for rec in records:
+                    event = orjson.loads(rec.value)
+                    if event["tenant"] in TENANTS and event["event_id"] not in found:
+                        found[str(event["event_id"])] = event
+                        last_new = time.monotonic()
+    finally:
+        consumer.close()
+    return list(found.values())
 
 
 def main() -> int:
-    """Feed the sample, then print suppressions for this run's tenant for up to 30 s."""
+    """Ship the samples and print the suppression events; exit 1 when none came out."""
     settings = Settings.from_env()
-    run = time.strftime("%H%M%S")
-    tenant = f"acme-{run}"
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, group_id=None)
-    parts = [TopicPartition(settings.topics.suppressions, p)
-             for p in consumer.partitions_for_topic(settings.topics.suppressions) or []]
-    consumer.assign(parts)
-    consumer.seek_to_end()
-    start = {p: consumer.position(p) for p in parts}
-    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
-    sent = bad = 0
-    for line in SAMPLE.read_bytes().splitlines():
-        try:
-            doc = orjson.loads(line)
-            doc["event_id"] = f"{doc['event_id']}-{run}"
-            doc["tenant"] = tenant
-            producer.send(settings.topics.attempts, key=doc["recipient"].encode(),
-                          value=orjson.dumps(doc))
-            sent += 1
-        except orjson.JSONDecodeError:
-            producer.send(settings.topics.attempts, value=line)
-            bad += 1
-    producer.flush()
-    producer.close()
-    print(f"fed {sent} attempts and {bad} broken line(s) to {settings.topics.attempts} "
-          f"(tenant {tenant})\n\nsuppression events:")
-    for p, offset in start.items():
-        consumer.seek(p, offset)
-    seen = 0
-    deadline = time.monotonic() + float(os.environ.get("DEMO_WAIT", "30"))
-    while time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            for rec in records:
-                event = orjson.loads(rec.value)
-                if event["tenant"] == tenant:
-                    seen += 1
-                    print(orjson.dumps(event, option=orjson.OPT_INDENT_2).decode())
-        if seen >= 3:
-            deadline = min(deadline, time.monotonic() + 2)
-    consumer.close()
-    print(f"\n{seen} suppression event(s) for tenant {tenant}.")
-    return 0 if seen else 1
+    ship_samples()
+    events = read_suppressions(settings, float(os.environ.get("DEMO_WAIT", "45")))
+    print(f"\nsuppression events on {settings.topics.suppressions} (tenants demo, acme):")
+    for e in sorted(events, key=lambda e: (str(e["tenant"]), str(e["address"]))):
+        print(f"  {e['address']:<45} {e['reason']:<16} rule={e['rule']:<18} "
+              f"tenant={e['tenant']} id={e['event_id']}")
+    print(f"\n{len(events)} suppression event(s). Full JSON of one:")
+    if events:
+        print(orjson.dumps(events[0], option=orjson.OPT_INDENT_2).decode())
+    return 0 if events else 1
 
 
 if __name__ == "__main__":
