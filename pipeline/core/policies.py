@@ -81,6 +81,10 @@ class Rule:
     """consecutive: an open or click this recent makes the contact engaged."""
     reset_on_engagement: bool = False
     """An open or click resets this rule's count (benchmark)."""
+    break_classes: frozenset[BounceClass] = frozenset()
+    """consecutive: a send whose events are of these classes and none feeds the rule breaks
+    the run (benchmark: "hard bounces in three consecutive campaigns" - a campaign that only
+    soft-bounced is not one of them)."""
     span_hours: float = 0.0
     """confirmations: first and last confirmation at least this far apart."""
     window_hours: float = 0.0
@@ -224,6 +228,7 @@ def _rule(rule_id: str, raw: Mapping[str, Any]) -> Rule:
         scope=Scope(raw["scope"]) if raw.get("scope") else None,
         tag=raw.get("tag") or None,
         reset_on_engagement=bool(raw.get("reset_on_engagement", False)),
+        break_classes=frozenset(BounceClass(c) for c in raw.get("break_classes", ())),
         tiers=tiers,
         **extra,
     )

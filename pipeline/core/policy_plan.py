@@ -91,10 +91,15 @@ def rule_ops(policy: Policy, bounce_class: BounceClass, category: Category) -> b
     scopes = policy.scopes()
     ops = []
     for rule in policy.rules:
+        unit = scopes.index(policy.scope_of(rule)) + 1
         if rule.matches(bounce_class, category):
-            op = _op(rule, scopes.index(policy.scope_of(rule)) + 1)
+            op = _op(rule, unit)
             if op is not None:
                 ops.append(op)
+        elif rule.kind is RuleKind.CONSECUTIVE and bounce_class in rule.break_classes:
+            # A send that ends without a matching event breaks the run (benchmark: a
+            # campaign with only a soft bounce is not a "hard bounce" campaign).
+            ops.append({"id": rule.id, "u": unit, "cap": rule.max_tracked, "k": "brk"})
     return orjson.dumps(ops)
 
 

@@ -8,7 +8,7 @@ KEYS[2]   bounce log      NS:{addr}:log   (list, newest first)
 KEYS[3]   delivered log   NS:{addr}:ok    (list, newest first, short TTL)
 KEYS[4..] scope hashes    narrow to broad, e.g. NS:{addr}:t:<tenant>:l:<list>, NS:{addr}:g
 ARGV[1]   event JSON      {id, ts (ms), cls, cat, send, b (counts as a bounce), log (entry)}
-ARGV[2]   rule ops JSON   [{k = imm|con|cnf|rw, id, u (scope index, 1 = KEYS[4]), t, ...}]
+ARGV[2]   rule ops JSON   [{k = imm|con|brk|cnf|rw, id, u (scope index, 1 = KEYS[4]), t, ...}]
 ARGV[3]   state ttl       seconds the scope hashes and the bounce log live after an event
 ARGV[4]   dedupe ttl      seconds the event id is remembered
 ARGV[5]   log size        entries kept in each log
@@ -106,19 +106,81 @@ local function ids_of(entries)
   return ids
 end
 
+-- The latest open or click at or before time t (0 = none), from the open times kept by
+-- record_engagement.lua (field engs). Event time, not arrival order: an open that happened
+-- after t (e.g. read first from the engagement topic during a backlog) neither makes the
+-- contact engaged at t nor resets what came before t (PRODUCT.md: "a replay or a backlog
+-- decides exactly as live traffic would").
+local function eng_at(unit, t)
+  local raw = redis.call("HGET", unit, "engs")
+  if raw then
+    local best = 0
+    for _, x in ipairs(cjson.decode(raw)) do
+      if x <= t and x > best then best = x end
+    end
+    return best
+  end
+  local eng = num(unit, "eng")  -- state written before engs existed
+  if eng <= t then return eng end
+  return 0
+end
+
 -- consecutive: distinct sends since the last reset; an engaged contact gets threshold te.
+-- Sends in field b:<id> (see run_break) cut the run: only sends after the latest of them count.
 local function consecutive(op, unit)
-  local eng = num(unit, "eng")
+  local eng = eng_at(unit, ev.ts)
   local reset = num(unit, "dlv")
   if op.re and eng > reset then reset = eng end
   local field = "r:" .. op.id
   local sends = track_send(load(unit, field), reset, op.cap)
   save(unit, field, sends)
+  -- this send now has a matching event: it no longer breaks the run
+  local breakers, kept, cut = load(unit, "b:" .. op.id), {}, reset
+  for _, b in ipairs(breakers) do
+    if b.s ~= ev.send then
+      kept[#kept + 1] = b
+      if b.f <= ev.ts and b.f > cut then cut = b.f end
+    end
+  end
+  if #kept ~= #breakers then save(unit, "b:" .. op.id, kept) end
+  local run = {}
+  for _, x in ipairs(sends) do
+    if x.l > cut then run[#run + 1] = x end
+  end
   local threshold = op.t
   if eng > 0 and eng >= ev.ts - op.ew then threshold = op.te end
-  if ev.ts > reset and #sends >= threshold and not covered(op.u) then
-    decide(op, #sends, threshold, ids_of(sends))
+  if ev.ts > cut and #run >= threshold and not covered(op.u) then
+    decide(op, #run, threshold, ids_of(run))
   end
+end
+
+-- run_break (op k = brk): a send with an event of the rule's break classes and no event the
+-- rule counts breaks its run (seed 004: "hard bounces in three consecutive campaigns" - a
+-- campaign in which the contact only soft-bounced is not one). Kept as {s, f = first ts} in
+-- field b:<id>, newest cap; a send that already counts for the rule is not a break.
+local function run_break(op, unit)
+  local reset = num(unit, "dlv")
+  for _, x in ipairs(load(unit, "r:" .. op.id)) do
+    if x.s == ev.send then return end
+  end
+  local field = "b:" .. op.id
+  local out, found = {}, false
+  for _, b in ipairs(load(unit, field)) do
+    if b.f > reset then
+      if b.s == ev.send then
+        found = true
+        if ev.ts < b.f then b.f = ev.ts end
+      end
+      out[#out + 1] = b
+    end
+  end
+  if not found and ev.ts > reset then out[#out + 1] = {s = ev.send, f = ev.ts} end
+  table.sort(out, function(a, b)
+    if a.f == b.f then return a.s < b.s end
+    return a.f < b.f
+  end)
+  while #out > op.cap do table.remove(out, 1) end
+  save(unit, field, out)
 end
 
 -- confirmations: >= t events whose first and last are >= sp ms apart. Sorted by time; over
@@ -217,6 +279,8 @@ for _, op in ipairs(ops) do
     if not covered(op.u) then decide(op, 1, 1, {ev.id}) end
   elseif op.k == "con" then
     consecutive(op, unit)
+  elseif op.k == "brk" then
+    run_break(op, unit)
   elseif op.k == "cnf" then
     confirmations(op, unit)
   elseif op.k == "rw" then

@@ -114,8 +114,27 @@ def _ops(preset: str, cls: BounceClass, cat: Category) -> list[dict[str, object]
 
 
 def test_blocks_feed_no_rule_by_default() -> None:
+    """A block never counts against an address; it may only break a run (benchmark)."""
     for preset in PRESETS:
-        assert _ops(preset, BounceClass.BLOCK, Category.SPAM_BLOCK) == []
+        assert [
+            o for o in _ops(preset, BounceClass.BLOCK, Category.SPAM_BLOCK) if o["k"] != "brk"
+        ] == []
+
+
+def test_benchmark_non_hard_campaigns_break_the_run() -> None:
+    """Seed 004: "hard bounces in three consecutive campaigns"."""
+    for klass, category in [
+        (BounceClass.SOFT, Category.MAILBOX_FULL),
+        (BounceClass.BLOCK, Category.SPAM_BLOCK),
+        (BounceClass.AUTO_REPLY, Category.AUTO_REPLY),
+        (BounceClass.UNKNOWN, Category.UNDETERMINED),
+    ]:
+        assert [(o["k"], o["id"]) for o in _ops("benchmark", klass, category)] == [
+            ("brk", "confirmed_bounce")
+        ]
+    [con] = _ops("benchmark", BounceClass.HARD, Category.BAD_DOMAIN)
+    assert (con["k"], con["t"], con["re"]) == ("con", 3, True)
+    assert _ops("default", BounceClass.BLOCK, Category.SPAM_BLOCK) == []  # no break classes
 
 
 def test_rule_ops_carry_the_numbers_in_event_time() -> None:

@@ -49,3 +49,39 @@ def test_open_in_another_campaign_resets_to_zero(engine: Callable[..., Engine]) 
     eng.send(engagement(at(days=8), campaign="c-other"))
     assert eng.each(hard(2), hard(3)) == []
     assert len(eng.send(hard(4))) == 1
+
+
+def test_campaign_without_a_hard_bounce_breaks_the_run(engine: Callable[..., Engine]) -> None:
+    """Seed 004: "hard bounces in three consecutive campaigns". c1 only soft-bounced, so
+    c0, c2, c3 are not three consecutive hard-bounce campaigns; c2, c3, c4 are."""
+    eng = engine("benchmark")
+    soft_c1 = attempt("mailbox_full", at(days=7), campaign="c1")
+    assert eng.each(hard(0), soft_c1, hard(2), hard(3)) == []
+    out = eng.send(hard(4))
+    assert [(s.rule, s.count, s.threshold) for s in out] == [("confirmed_bounce", 3, 3)]
+
+
+def test_soft_then_hard_in_one_campaign_is_a_hard_campaign(
+    engine: Callable[..., Engine],
+) -> None:
+    """The MTA's retries of c1 end in a 5xx: c1 is a hard-bounce campaign, no break."""
+    eng = engine("benchmark")
+    deferred = attempt("mailbox_full", at(days=7), campaign="c1")
+    assert eng.each(hard(0), deferred, hard(1, hours=30)) == []
+    assert len(eng.send(hard(2))) == 1
+    eng2 = engine("benchmark")  # a soft retry after the hard bounce changes nothing either
+    late_soft = attempt("mailbox_full", at(days=7, hours=1), campaign="c1")
+    assert eng2.each(hard(0), hard(1), late_soft) == []
+    assert len(eng2.send(hard(2))) == 1
+
+
+def test_open_read_ahead_of_older_bounces_is_judged_by_event_time(
+    engine: Callable[..., Engine],
+) -> None:
+    """PRODUCT.md: event time, "a replay or a backlog decides exactly as live traffic would".
+    An open on day 30 read before the day 0-14 bounces (another topic) did not happen "before"
+    the confirmed bounce: live traffic flags on day 14, so must a backlog."""
+    eng = engine("benchmark")
+    eng.send(engagement(at(days=30), campaign="c-other"))
+    assert eng.each(hard(0), hard(1)) == []
+    assert len(eng.send(hard(2))) == 1

@@ -74,3 +74,25 @@ def test_bounce_log_keeps_server_messages_and_delivered_briefly(
     ok_ttl = eng.run(eng.store.client.ttl(f"{eng.namespace}:{{{ADDR}}}:ok"))
     log_ttl = eng.run(eng.store.client.ttl(f"{eng.namespace}:{{{ADDR}}}:log"))
     assert 0 < ok_ttl <= 72 * 3600 < log_ttl
+
+
+def test_open_after_the_bounces_does_not_make_them_engaged(
+    engine: Callable[..., Engine],
+) -> None:
+    """Event time (PRODUCT.md): engaged = an open within the 90 days before the bounce. An
+    open on day 30 read ahead of the day 0-9 bounces (a backlog on the attempts topic) does not
+    make the contact engaged on day 9: 10 unengaged soft bounces deactivate, as live."""
+    eng = engine("engagement")
+    eng.send(engagement(at(days=30)))
+    assert eng.each(*soft(9)) == []
+    assert [(s.count, s.threshold) for s in eng.send(*soft(1, 9))] == [(10, 10)]
+
+
+def test_earlier_open_still_counts_when_a_later_one_arrived_first(
+    engine: Callable[..., Engine],
+) -> None:
+    eng = engine("engagement")
+    eng.send(engagement(at(days=30)))
+    eng.send(engagement(at(days=-5)))  # read later, happened earlier: engaged on days 0-19
+    assert eng.each(*soft(19)) == []
+    assert [(s.count, s.threshold) for s in eng.send(*soft(1, 19))] == [(20, 20)]
