@@ -44,6 +44,7 @@ def test_seed_numbers() -> None:
     sweep = load_preset("listrak").rule("bounce_cleanup")
     assert sweep.min_count_for(Category.RELAY_DENIED) == 1
     assert sweep.min_count_for(Category.MAILBOX_FULL) == 8
+    assert sweep.min_count_for(Category.GREYLISTED) == 8  # a soft bounce, not "any other"
     assert sweep.min_count_for(Category.SPAM_CONTENT) == 9
     assert load_preset("listrak").scope is Scope.LIST
 

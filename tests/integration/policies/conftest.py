@@ -39,11 +39,14 @@ REPLIES: dict[str, tuple[Outcome, int | None, str | None, str]] = {
     "mailbox_full": (Outcome.DEFERRED, 452, "4.2.2", "mailbox full"),
     "transient": (Outcome.DEFERRED, 451, "4.4.1", "connection timed out"),
     "general_soft": (Outcome.DEFERRED, None, None, "unrouteable"),
+    "greylisted": (Outcome.DEFERRED, 450, "4.2.0", "Recipient address rejected: Greylisted"),
     "dns_failure": (Outcome.DEFERRED, 451, "4.4.3", "Temporary DNS lookup failure"),
     "spam_content": (Outcome.BOUNCED, 554, "5.7.1", "message content rejected as spam"),
     "spam_block": (Outcome.BOUNCED, 554, "5.7.1", "blocked spam"),
     "challenge_response": (Outcome.BOUNCED, None, None, "challenge response required"),
-    "auto_reply": (Outcome.DELIVERED, 250, None, "out of office"),
+    # An auto-reply reported back for a sent message (RFC 3834), not a 250: a 250 with
+    # "out of office" text is classified as a plain delivery.
+    "auto_reply": (Outcome.BOUNCED, None, None, "Auto-Submitted: auto-replied: Out of Office"),
 }
 _ids = itertools.count()
 
@@ -79,8 +82,7 @@ def attempt(
         enhanced_code=enhanced,
         diagnostic=text,
     )
-    if category != "auto_reply":
-        assert classify_attempt(made).category.value == category, classify_attempt(made)
+    assert classify_attempt(made).category.value == category, classify_attempt(made)
     return made
 
 

@@ -78,3 +78,19 @@ def test_global_setting_unsubscribes_across_clients(engine: Callable[..., Engine
     out = eng.send(attempt("user_unknown", at(24), tenant="b"))
     assert [(s.scope.value, s.tag, s.list_id) for s in out] == [("global", DEADRCPT, None)]
     assert eng.send(attempt("user_unknown", at(50), tenant="c")) == []
+
+
+def test_exactly_two_responses_exactly_24h_apart(engine: Callable[..., Engine]) -> None:
+    eng = engine("bsd")
+    assert eng.send(attempt("inactive_mailbox", at(0))) == []
+    out = eng.send(attempt("inactive_mailbox", at(24)))
+    assert [(s.rule, s.count, s.threshold, s.tag) for s in out] == [
+        ("inactive_mailbox", 2, 2, DEADRCPT)
+    ]
+
+
+@pytest.mark.parametrize("category", ["bad_domain", "general_hard", "spam_block"])
+def test_other_bounces_do_not_unsubscribe(engine: Callable[..., Engine], category: str) -> None:
+    """Only "mailbox inactive" responses and feedback loops unsubscribe under bsd."""
+    eng = engine("bsd")
+    assert eng.each(*(attempt(category, at(days=i), campaign=f"c{i}") for i in range(5))) == []

@@ -90,3 +90,19 @@ def test_suppressed_once_later_events_recorded(engine: Callable[..., Engine]) ->
     assert len(eng.send(attempt("user_unknown", at(0)))) == 1
     assert eng.send(attempt("user_unknown", at(1))) == []
     assert eng.send(feedback("complaint", at(2))) == []
+
+
+def test_without_campaign_each_message_is_one_send(engine: Callable[..., Engine]) -> None:
+    """Shared rule: once per message where there is no campaign; 9 messages keep, 10 trip."""
+    eng = engine("default")
+    msgs = [attempt("transient", at(days=i), message_id=f"m{i}") for i in range(10)]
+    assert eng.each(*msgs[:9]) == []
+    assert [(s.count, s.threshold) for s in eng.send(msgs[9])] == [(10, 10)]
+
+
+def test_auto_replies_are_not_bounces_and_do_not_reset(engine: Callable[..., Engine]) -> None:
+    eng = engine("default")
+    replies = [attempt("auto_reply", at(days=i), campaign=f"r{i}") for i in range(30)]
+    assert eng.each(*replies) == []
+    assert eng.each(*_soft_run(9, start=30)) == []
+    assert len(eng.send(attempt("mailbox_full", at(days=39), campaign="c39"))) == 1

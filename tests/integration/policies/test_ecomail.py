@@ -108,3 +108,12 @@ def test_complaint_rate_under_the_limit(engine: Callable[..., Engine]) -> None:
     eng.send(*delivered)
     eng.each(*(feedback("complaint", at(i), address=f"c{i}@example.com") for i in range(4)))
     assert eng.alerts == []  # 4 / 4000 = 0.1 %, not over it
+
+
+def test_two_day_window_is_inclusive(engine: Callable[..., Engine]) -> None:
+    """Attempts at exactly 48 h from the campaign's first count; 48 h + 1 min does not."""
+    eng = engine("ecomail")
+    c1 = [attempt("mailbox_full", at(h), campaign="c1") for h in (0, 48, 48 + 1 / 60)]
+    assert eng.each(*c1, *tries("c2", 6, at(days=7))) == []  # 2 + 6 = 8
+    assert eng.each(*tries("c3", 1, at(days=14))) == []  # 9
+    assert len(eng.send(*tries("c3", 1, at(days=15)))) == 1  # 10

@@ -96,3 +96,14 @@ def test_earlier_open_still_counts_when_a_later_one_arrived_first(
     eng.send(engagement(at(days=-5)))  # read later, happened earlier: engaged on days 0-19
     assert eng.each(*soft(19)) == []
     assert [(s.count, s.threshold) for s in eng.send(*soft(1, 19))] == [(20, 20)]
+
+
+def test_engaged_is_judged_at_each_bounce_90_days_inclusive(
+    engine: Callable[..., Engine],
+) -> None:
+    """Open on day -81: on day 9 it is exactly 90 days old (engaged, 10 soft bounces keep),
+    on day 10 it is 91 days old (unengaged: 11 >= 10 deactivates)."""
+    eng = engine("engagement")
+    eng.send(engagement(at(days=-81)))
+    assert eng.each(*soft(10)) == []
+    assert [(s.count, s.threshold) for s in eng.send(*soft(1, 10))] == [(11, 10)]

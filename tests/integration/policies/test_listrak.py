@@ -55,7 +55,7 @@ def test_sweep_any_count_reasons(engine: Callable[..., Engine], category: str) -
     ]
 
 
-@pytest.mark.parametrize("category", ["mailbox_full", "general_soft"])
+@pytest.mark.parametrize("category", ["mailbox_full", "general_soft", "greylisted"])
 def test_sweep_soft_and_full_7_kept_8_unsubscribed(
     engine: Callable[..., Engine], category: str
 ) -> None:
@@ -79,9 +79,15 @@ def test_sweep_other_reasons_8_kept_9_unsubscribed(
 
 
 def test_auto_replies_never_count(engine: Callable[..., Engine]) -> None:
+    """Seed 000: "Auto Reply: typically an out-of-office reply which was delivered
+    successfully". Real auto_reply events (not 250s), in their own campaigns: no count, no
+    reason - while one challenge-response (also class auto_reply) is a reason at any count."""
     eng = engine("listrak")
     eng.each(*bounces("auto_reply", 20))
-    assert sweep(eng) == []
+    rows = eng.run(inspect.report(eng.store, "acme"))
+    assert rows == [] and sweep(eng) == []
+    eng.send(attempt("challenge_response", at(days=30), campaign="cr", list_id=MARKETING))
+    assert [(s.reason, s.count) for s in sweep(eng)] == [("challenge_response", 1)]
 
 
 def test_latest_reason_decides(engine: Callable[..., Engine]) -> None:
