@@ -45,13 +45,17 @@ def _server(script: str, action: str, env: dict[str, str]) -> None:
         pytest.exit(f"{script} {action} failed:\n{proc.stdout}\n{proc.stderr}", returncode=3)
 
 
+def kafka_ctl(action: str) -> None:
+    """Start or stop the session's test broker (for restart tests)."""
+    _server("kafka.sh", action, {"KAFKA_PORT": str(KAFKA_PORT), "KAFKA_PARTITIONS": "2"})
+
+
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[str]:
     """A real Kafka 3.9 broker (KRaft) on 127.0.0.1:KAFKA_PORT; yields bootstrap servers."""
-    env = {"KAFKA_PORT": str(KAFKA_PORT), "KAFKA_PARTITIONS": "2"}
-    _server("kafka.sh", "start", env)
+    kafka_ctl("start")
     yield f"127.0.0.1:{KAFKA_PORT}"
-    _server("kafka.sh", "stop", env)
+    kafka_ctl("stop")
 
 
 def redis_ctl(action: str) -> None:

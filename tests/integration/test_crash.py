@@ -13,7 +13,14 @@ from pipeline.config import Settings
 from pipeline.core.decode import attempt_from_mapping
 from pipeline.core.policies import load_preset
 from pipeline.state.store import Store
-from tests.integration.conftest import WorkerProcess, read_topic, redis_ctl, send, wait_for
+from tests.integration.conftest import (
+    WorkerProcess,
+    kafka_ctl,
+    read_topic,
+    redis_ctl,
+    send,
+    wait_for,
+)
 from tests.integration.test_worker import attempt
 
 pytestmark = pytest.mark.integration
@@ -81,3 +88,26 @@ def test_redis_restart_keeps_counters(
     # Re-sent after the restart: the dedupe record survived (AOF), so nothing new comes out.
     send(producer, settings.topics.attempts, dup, key="restart@example.com")
     assert suppressed_addresses(settings, 2) == ["restart@example.com"]
+
+
+def test_kafka_restart_loses_nothing_and_invents_nothing(
+    settings: Settings, worker_factory: Any
+) -> None:
+    worker: WorkerProcess = worker_factory(settings)
+    # A producer per broker lifetime: kafka-python leaks the socket of a connection the
+    # broker dropped, which pytest (warnings are errors) would report at exit.
+    for who in ("before@example.com", "after@example.com"):
+        if who == "after@example.com":
+            kafka_ctl("stop")
+            kafka_ctl("start")  # the worker reconnects by itself
+        producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+        try:
+            send(producer, settings.topics.attempts, attempt(who), key=who)
+        finally:
+            producer.close(timeout=10)
+        assert who in suppressed_addresses(settings, 1 if who.startswith("b") else 2)
+    assert sorted(suppressed_addresses(settings, 2)) == [
+        "after@example.com",
+        "before@example.com",
+    ], worker.tail()
+    assert worker.proc.poll() is None, worker.tail()
