@@ -47,15 +47,24 @@ def parse_ts(value: object) -> datetime:
     InvalidInput(BAD_TIMESTAMP) otherwise. A naive timestamp is taken as UTC."""
     if isinstance(value, bool):
         raise InvalidInput(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 text or epoch seconds")
+    # Out of datetime's range (epoch 1e20, or year 1 / 9999 shifted across midnight by its
+    # offset) raises OverflowError, ValueError or OSError: bad input, not a worker bug.
+    out_of_range = (OverflowError, ValueError, OSError)
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except out_of_range as exc:
+            raise InvalidInput(Reason.BAD_TIMESTAMP, "ts is out of range") from exc
     if not isinstance(value, str) or not value:
         raise InvalidInput(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 text or epoch seconds")
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
         raise InvalidInput(Reason.BAD_TIMESTAMP, "ts is not RFC 3339") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except out_of_range as exc:
+        raise InvalidInput(Reason.BAD_TIMESTAMP, "ts is out of range") from exc
 
 
 def load_json(raw: bytes | str) -> Any:
