@@ -97,13 +97,24 @@ def _sweep_timer(app: Any, settings: Settings, store: Store, emitter: Emitter) -
     # leader checks hourly whether the current period's sweep is done and runs it if not.
     @app.timer(interval=min(interval, SWEEP_CHECK_SECONDS), on_leader=True)  # type: ignore[untyped-decorator]
     async def sweep_counts() -> None:
-        at = datetime.now(UTC)
-        # Named by its period: a sweep retried after a crash between Redis and Kafka has the
-        # same trigger ids and re-emits the same events.
-        run = f"every{interval:.0f}s:{at.timestamp() // interval:.0f}"
-        if await retry_transient("sweep", lambda: schedule.is_done(store, run)):
-            return
-        found = await retry_transient("sweep", lambda: state_inspect.sweep(store, at, run=run))
-        await emitter.emit(Applied(suppressions=found))
-        await retry_transient("sweep", lambda: schedule.mark_done(store, run, interval * 2))
-        log.info("sweep done run=%s suppressed=%d", run, len(found))
+        # An exception escaping a faust timer crashes the whole worker (mode's task runner),
+        # so a failed run is logged and left unmarked: the next hourly check runs it again.
+        try:
+            await _sweep_once(store, emitter, interval)
+        except Exception as exc:
+            log.error("sweep failed error=%s; retried at the next check", type(exc).__name__)
+            log.debug("sweep failure", exc_info=True)
+
+
+async def _sweep_once(store: Store, emitter: Emitter, interval: float) -> None:
+    """Run the current period's sweep unless it is marked done; emit, then mark it done."""
+    at = datetime.now(UTC)
+    # Named by its period: a sweep retried after a crash between Redis and Kafka has the
+    # same trigger ids and re-emits the same events.
+    run = f"every{interval:.0f}s:{at.timestamp() // interval:.0f}"
+    if await retry_transient("sweep", lambda: schedule.is_done(store, run)):
+        return
+    found = await retry_transient("sweep", lambda: state_inspect.sweep(store, at, run=run))
+    await emitter.emit(Applied(suppressions=found))
+    await retry_transient("sweep", lambda: schedule.mark_done(store, run, interval * 2))
+    log.info("sweep done run=%s suppressed=%d", run, len(found))
