@@ -102,13 +102,16 @@ class EventBatch:
         metrics.BATCH_SIZE.observe(len(events))
         try:
             await metrics.timed(metrics.BATCH_SECONDS, self._process(events))
-        except Exception:
+        except Exception as exc:
+            # The exception's text may quote the input (an address): type at ERROR, the
+            # traceback only at DEBUG (no address at INFO or above, STYLE.md habit 10).
+            log.debug("internal error", exc_info=True)
             if len(events) == 1:
                 error = InvalidInput(Reason.INTERNAL, "internal error")
                 await deadletter.send_dead_letter(self.deadletter_topic, events[0], error)
-                log.exception("event dead-lettered after an internal error")
+                log.error("event dead-lettered reason=internal_error error=%s", type(exc).__name__)
                 return
-            log.exception("batch failed; processing its events one by one")
+            log.error("batch failed error=%s; processing its events one by one", type(exc).__name__)
             for event in events:
                 await self.process([event])
 

@@ -144,10 +144,12 @@ class NormalizeBatch:
         metrics.BATCH_SIZE.observe(len(events))
         try:
             await self._process(events)
-        except Exception:
+        except Exception as exc:
             # Not reachable by bad input (parsing catches per event); a bug or a non-retriable
             # broker answer. Dead-letter rather than let faust skip the batch (faust #315).
-            log.exception("normalize batch failed; dead-lettering its events")
+            # Type only at ERROR: the exception's text may quote an address (STYLE.md 10).
+            log.error("normalize batch failed error=%s; dead-lettering it", type(exc).__name__)
+            log.debug("normalize batch failure", exc_info=True)
             for event in events:
                 await self._dead_letter(event, InvalidInput(Reason.INTERNAL, "internal error"))
 
@@ -180,7 +182,9 @@ class NormalizeBatch:
         except InvalidInput:
             raise
         except Exception as exc:
-            log.exception("normalize failed on one line")
+            # Type only at ERROR: a parser's exception text may quote the line (an address).
+            log.error("normalize failed on one line error=%s", type(exc).__name__)
+            log.debug("normalize failure", exc_info=True)
             raise InvalidInput(Reason.INTERNAL, type(exc).__name__) from exc
 
     def _parser(self, partition: int, tenant: str | None, source: str) -> LogParser:
