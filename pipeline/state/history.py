@@ -58,23 +58,27 @@ async def page(
     `since` whose id is <= `after` (the cursor of the previous page), oldest first, at most
     `limit`. Raises Transient when Redis is unreachable."""
     low = to_ms(since) if since else 0
-    pipe = store.client.pipeline(transaction=False)
-    # Over-fetch by one page so that skipping the cursor's ties still fills the page.
-    pipe.zrangebyscore(
-        keys.history(store.namespace, tenant),
-        low,
-        "+inf",
-        start=0,
-        num=limit * 2 + 1,
-        withscores=True,
-    )
-    [rows] = await execute(pipe)
+    key = keys.history(store.namespace, tenant)
+    chunk = limit * 2 + 1
     items: list[tuple[int, str, dict[str, Any]]] = []
-    for member, score in rows:
-        event_id, _, body = member.decode().partition(" ")
-        if since is not None and after is not None and int(score) == low and event_id <= after:
-            continue
-        items.append((int(score), event_id, orjson.loads(body)))
+    offset = 0
+    # The cursor's ties are skipped here, not in Redis, and there may be more of them than
+    # one fetch holds (a mass bounce logged within one second): fetch on until the page
+    # plus one (to know there is more) is filled or the history ends.
+    while len(items) <= limit:
+        pipe = store.client.pipeline(transaction=False)
+        pipe.zrangebyscore(key, low, "+inf", start=offset, num=chunk, withscores=True)
+        [rows] = await execute(pipe)
+        for member, score in rows:
+            event_id, _, body = member.decode().partition(" ")
+            if since is not None and after is not None and int(score) == low and event_id <= after:
+                continue
+            if items and (int(score), event_id) <= items[-1][:2]:
+                continue  # shifted into this fetch by a write between two fetches
+            items.append((int(score), event_id, orjson.loads(body)))
+        if len(rows) < chunk:
+            break
+        offset += len(rows)
     more = len(items) > limit
     items = items[:limit]
     if not more or not items:
