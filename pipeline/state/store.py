@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.core.classify import classify_attempt
@@ -44,7 +45,9 @@ from pipeline.state import keys, scripts
 
 DAY = 86_400
 HOUR = 3_600
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Unreachable, or refusing writes for now (maxmemory reached, a replica after a failover):
+# either way the batch must be retried, never dead-lettered as an internal error.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError, ReadOnlyError)
 
 
 @dataclass
