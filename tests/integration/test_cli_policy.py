@@ -13,6 +13,9 @@ import orjson
 import pytest
 
 from pipeline.cli import main
+from pipeline.config import Settings
+from pipeline.stream.topics import ensure_topics
+from tests.integration.conftest import read_topic
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,12 +154,13 @@ def test_status_report_and_sweep(
         ["slow@example.com", "cart", "transient", "2"],
     ]
 
-    sweep = ["sweep", *listrak, "--tenant", "acme", "--at", "2026-06-01T00:00:00Z"]
+    sweep = ["sweep", *listrak, "--tenant", "acme", "--at", "2026-06-01T00:00:00Z", "--print-only"]
     _, out, _ = cli(capsys, *sweep)
     assert [(orjson.loads(x)["address"], orjson.loads(x)["rule"]) for x in out] == [
         ("slow@example.com", "bounce_cleanup")
     ]
-    assert cli(capsys, *sweep)[1] == []
+    # --print-only marks nothing emitted: the same run gives the same events (same ids) again.
+    assert cli(capsys, *sweep)[1] == out
 
 
 def test_installed_entry_point_runs(common: list[str], tmp_path: Path) -> None:
@@ -172,3 +176,50 @@ def test_installed_entry_point_runs(common: list[str], tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert orjson.loads(proc.stdout)["rule"] == "immediate_hard"
+
+
+def test_sweep_delivers_its_events_to_kafka_before_marking_them(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ensure_topics(settings)
+    monkeypatch.setenv("BOUNCEGUARD_KAFKA", settings.kafka)
+    monkeypatch.setenv("BOUNCEGUARD_TOPIC_SUFFIX", settings.topic_suffix)
+    engine = [
+        "--policy",
+        "listrak",
+        "--redis",
+        settings.redis_url,
+        "--namespace",
+        settings.namespace,
+    ]
+    data = tmp_path / "in.jsonl"
+    data.write_text(
+        "\n".join(
+            line(
+                event_id=f"t{i}",
+                ts=f"2026-03-{i + 1:02d}T09:00:00Z",
+                outcome="deferred",
+                smtp_code=451,
+                enhanced_code="4.4.1",
+                diagnostic="connection timed out",
+                recipient="slow@example.com",
+                list_id="cart",
+                campaign_id=f"c{i}",
+            )
+            for i in range(2)
+        )
+        + "\n"
+    )
+    assert cli(capsys, "replay", *engine, str(data))[1] == []
+    sweep = ["sweep", *engine, "--at", "2026-06-01T00:00:00Z"]
+    code, out, _ = cli(capsys, *sweep)
+    assert code == 0
+    [printed] = [orjson.loads(x) for x in out]
+    [delivered] = [
+        orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.suppressions, 1)
+    ]
+    assert delivered == printed
+    assert cli(capsys, *sweep)[1] == []  # delivered, so marked: nothing again
