@@ -14,6 +14,7 @@ Errors are JSON: {"error": <reason>, "detail": <text>}. An address in a URL is n
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import uuid
@@ -34,6 +35,8 @@ from pipeline.stream.app import Runtime
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 1000
+EMIT_TIMEOUT = 15.0
+"""Seconds a reactivation waits for Kafka before answering 503 (the event stays pending)."""
 
 
 class ApiError(Exception):
@@ -118,7 +121,10 @@ def authorized(settings: Settings, request: Any) -> bool:
     scheme, _, token = header.partition(" ")
     if not settings.api_token or scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(token.strip().encode(), settings.api_token.encode())
+    try:
+        return hmac.compare_digest(token.strip().encode(), settings.api_token.encode())
+    except UnicodeEncodeError:  # a header that is not even text cannot be the token
+        return False
 
 
 async def reactivate(
@@ -138,17 +144,27 @@ async def reactivate(
         raise ApiError(400, "wrong_type", "scope must be list, tenant or global") from exc
     # The client's idempotency key makes a retried request yield the same event id.
     request_id = str(request.headers.get("Idempotency-Key") or body.get("request_id") or "")
+    request_id = request_id or uuid.uuid4().hex
     event = await runtime.store.reactivate(
         address,
         tenant,
-        request_id=request_id or uuid.uuid4().hex,
+        request_id=request_id,
         ts=datetime.now(UTC),
         list_id=str(list_id) if list_id else None,
         scope=scope,
     )
     if event is None:
         return {"reactivated": False, "detail": "not suppressed in that scope"}
-    await runtime.emitter.emit(Applied(suppressions=[event]))
+    try:
+        await asyncio.wait_for(runtime.emitter.emit(Applied(suppressions=[event])), EMIT_TIMEOUT)
+    except TimeoutError as exc:
+        # The state is cleared and the event waits in Redis (reactivate.lua's outbox): the
+        # same request again re-emits it.
+        raise ApiError(
+            503,
+            "kafka_unreachable",
+            f"not delivered yet; retry the request with Idempotency-Key: {request_id}",
+        ) from exc
     log.info("reactivated tenant=%s id=%s", tenant, event.event_id)
     return {"reactivated": True, "event": event.to_json()}
 

@@ -271,12 +271,16 @@ class Store:
     ) -> Suppression | None:
         """Manually add `address` back in one scope (default: the tenant policy's scope):
         clear that scope's counters and suppression and return the `reactivated` event, or
-        None when it was not suppressed there. Its id derives from `request_id`, so a retried
-        request that already succeeded returns None rather than a second, different event."""
+        None when it was not suppressed there. Its id derives from `request_id`: until the
+        event is confirmed with `mark_emitted`, a retry with the same `request_id` returns the
+        same event again (so a failed send is re-emitted, not lost); after it, None."""
         policy = self.book.for_tenant(tenant)
         scope = scope or policy.scope
         key = keys.scope_state(self.namespace, address, tenant, scope, list_id)
-        call: Awaitable[Any] = self.scripts["reactivate"](keys=[key], args=[])
+        outbox = keys.seen(self.namespace, address, request_id)
+        call: Awaitable[Any] = self.scripts["reactivate"](
+            keys=[key, outbox], args=[self.dedupe_ttl]
+        )
         try:
             cleared = orjson.loads(await call)
         except REDIS_DOWN as exc:

@@ -124,10 +124,16 @@ def test_reactivate_clears_and_emits(engine: Callable[..., Engine]) -> None:
     assert (back.scope, back.list_id, back.reason) == (Scope.LIST, MARKETING, "manual")
     schema = orjson.loads((ROOT / "schemas" / "suppression.event.v1.json").read_bytes())
     jsonschema.validate(back.to_json(), schema)
+    # Not yet confirmed as delivered: the same request gets the same event (a retry re-emits).
     again = eng.run(
         eng.store.reactivate(ADDR, "acme", list_id=MARKETING, request_id="r1", ts=at(1))
     )
-    assert again is None
+    assert again is not None and again.event_id == back.event_id
+    eng.run(eng.store.mark_emitted([back]))
+    assert (
+        eng.run(eng.store.reactivate(ADDR, "acme", list_id=MARKETING, request_id="r1", ts=at(1)))
+        is None
+    )
     assert len(eng.send(attempt("user_unknown", at(2), list_id=MARKETING))) == 1
 
 
