@@ -16,7 +16,14 @@ from typing import Any
 
 from pipeline.core.decode import attempt_from_mapping, load_json, normalize_address, parse_ts
 from pipeline.core.errors import InvalidInput, Reason
-from pipeline.core.models import Attempt, BounceClass, Category, Classification, format_ts
+from pipeline.core.models import (
+    Attempt,
+    BounceClass,
+    Category,
+    Classification,
+    check_tenant,
+    format_ts,
+)
 
 
 class EngagementAction(enum.StrEnum):
@@ -45,6 +52,9 @@ class Engagement:
     list_id: str | None = None
     campaign_id: str | None = None
 
+    def __post_init__(self) -> None:
+        check_tenant(self.tenant)
+
     def to_json(self) -> dict[str, Any]:
         """Return the wire form, as a replay line."""
         return {
@@ -70,6 +80,9 @@ class Feedback:
     tenant: str = "default"
     list_id: str | None = None
     campaign_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_tenant(self.tenant)
 
     def classification(self) -> Classification:
         """The verdict policies judge it by: category and class both name the kind."""

@@ -8,9 +8,26 @@ wire format is defined in one place (see `schemas/` for the JSON Schemas).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from pipeline.core.errors import InvalidInput, Reason
+
+# A tenant names Redis keys (`NS:{addr}:t:<tenant>`) and metric labels: no ":" that could
+# make one tenant's key read as another's list key, no braces (hash tags), no "*" (SCAN
+# patterns), no "@" (an address in a label), no spaces.
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def check_tenant(tenant: str) -> None:
+    """Raise InvalidInput(WRONG_TYPE) unless `tenant` is 1-128 of [A-Za-z0-9._+-], starting
+    with a letter or digit."""
+    if _TENANT.fullmatch(tenant) is None:
+        raise InvalidInput(
+            Reason.WRONG_TYPE, "tenant must be 1-128 letters, digits or . _ + - characters"
+        )
 
 
 class Outcome(enum.StrEnum):
@@ -106,6 +123,9 @@ class Attempt:
     """Host that answered, when the log has it."""
     smtp_phase: str | None = None
     """SMTP command the reply answered (e.g. "RCPT TO"), when the log has it."""
+
+    def __post_init__(self) -> None:
+        check_tenant(self.tenant)
 
     def to_json(self) -> dict[str, Any]:
         """Return the wire form (schemas/delivery.attempt.v1.json); `ts` as RFC 3339 UTC."""

@@ -138,3 +138,14 @@ def test_raw_wrapper_example_parses_to_the_attempt_it_carries() -> None:
     doc = example("mta.log.raw.v1")
     [attempt] = make_parser("auto", year=2026).feed(orjson.dumps(doc))
     assert (attempt.recipient, attempt.enhanced_code) == ("nobody.here@gmail.com", "5.1.1")
+
+
+@pytest.mark.parametrize("tenant", ["acme:l:news", "{acme}", "a b", "mallory@evil.example", ""])
+def test_a_tenant_that_could_break_keys_or_labels_is_refused(tenant: str) -> None:
+    doc = {**example("delivery.attempt.v1"), "tenant": tenant}
+    if tenant == "":
+        assert attempt_from_mapping(doc).tenant == "default"  # empty means not given
+        return
+    with pytest.raises(InvalidInput) as err:
+        attempt_from_mapping(doc)
+    assert err.value.reason is Reason.WRONG_TYPE
