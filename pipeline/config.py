@@ -54,6 +54,10 @@ class Settings:
     """BOUNCEGUARD_NAMESPACE: prefix of every Redis key (replay uses its own to stay apart)."""
     partitions: int = 4
     """BOUNCEGUARD_PARTITIONS: partition count for topics the worker creates at start."""
+    replication: int = 1
+    """BOUNCEGUARD_REPLICATION: replication factor of the topics the worker creates (1 for the
+    single-node dev broker; 3 on a production cluster, where min.insync.replicas = 2 is set
+    with it so that acks=all survives one broker down)."""
     topic_suffix: str = ""
     """BOUNCEGUARD_TOPIC_SUFFIX: appended to every topic name (isolates test runs)."""
     web_bind: str = "127.0.0.1"

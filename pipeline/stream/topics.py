@@ -32,7 +32,7 @@ def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
         created = []
         for name in wanted:
             try:
-                admin.create_topics([NewTopic(name, settings.partitions, 1)], timeout_ms=timeout_ms)
+                admin.create_topics([new_topic(name, settings)], timeout_ms=timeout_ms)
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another worker won the race: fine
@@ -41,6 +41,13 @@ def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def new_topic(name: str, settings: Settings) -> NewTopic:
+    """The topic spec: configured partitions and replication; with replicas, acks=all must
+    reach two of them (min.insync.replicas=2) so an acked event survives a broker loss."""
+    configs = {"min.insync.replicas": "2"} if settings.replication >= 3 else {}
+    return NewTopic(name, settings.partitions, settings.replication, topic_configs=configs)
 
 
 @dataclass(frozen=True)
