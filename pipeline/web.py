@@ -35,6 +35,7 @@ from pipeline.stream.app import Runtime
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 1000
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 EMIT_TIMEOUT = 15.0
 """Seconds a reactivation waits for Kafka before answering 503 (the event stays pending)."""
 
@@ -67,7 +68,7 @@ def attach(runtime: Runtime, settings: Settings) -> None:
 
     @app.page("/v1/addresses/{address}")  # type: ignore[untyped-decorator]
     async def address_status(web: Any, request: Any, address: str) -> Any:
-        return await answer(web, lambda: status(runtime, request, address))
+        return await answer(web, lambda: status(runtime, settings, request, address))
 
     class Reactivate(View):
         """POST only: a function page would answer GET alone."""
@@ -82,7 +83,7 @@ def attach(runtime: Runtime, settings: Settings) -> None:
 
     @app.page("/v1/suppressions")  # type: ignore[untyped-decorator]
     async def suppressions(web: Any, request: Any) -> Any:
-        return await answer(web, lambda: suppression_page(runtime, request))
+        return await answer(web, lambda: suppression_page(runtime, settings, request))
 
 
 async def answer(web: Any, handler: Any) -> Any:
@@ -108,8 +109,16 @@ def address_of(raw: str) -> str:
         raise ApiError(400, exc.reason.value, exc.detail) from exc
 
 
-async def status(runtime: Runtime, request: Any, raw: str) -> dict[str, Any]:
+def check_read(settings: Settings, request: Any) -> None:
+    """Reads show addresses and server messages: free on loopback (the default bind), but
+    they need the token too when the API is bound to another interface."""
+    if settings.web_bind not in LOOPBACK and not authorized(settings, request):
+        raise ApiError(401, "unauthorized", "a valid bearer token is required off loopback")
+
+
+async def status(runtime: Runtime, settings: Settings, request: Any, raw: str) -> dict[str, Any]:
     """The status JSON of one address (the same document as `bounceguard status`)."""
+    check_read(settings, request)
     query = request.query
     tenant = query.get("tenant") or "default"
     return await inspect.status(runtime.store, address_of(raw), tenant, query.get("list"))
@@ -182,8 +191,9 @@ async def _json_body(request: Any) -> dict[str, Any]:
     return body
 
 
-async def suppression_page(runtime: Runtime, request: Any) -> dict[str, Any]:
+async def suppression_page(runtime: Runtime, settings: Settings, request: Any) -> dict[str, Any]:
     """One page of a tenant's suppression history with the cursor of the next page."""
+    check_read(settings, request)
     query = request.query
     tenant = query.get("tenant")
     if not tenant:
