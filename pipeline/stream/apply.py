@@ -118,8 +118,9 @@ class EventBatch:
     async def _process(self, events: Sequence[Any]) -> None:
         decoded: list[Event] = []
         dead = []
+        if events:  # one agent, one topic: count the batch once, not per event
+            metrics.EVENTS_CONSUMED.labels(events[0].message.topic).inc(len(events))
         for event in events:
-            metrics.EVENTS_CONSUMED.labels(event.message.topic).inc()
             try:
                 decoded.extend(self.decode(_value(event), _received(event)))
             except InvalidInput as exc:

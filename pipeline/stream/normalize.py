@@ -156,8 +156,8 @@ class NormalizeBatch:
     async def _process(self, events: Sequence[Any]) -> None:
         attempts: list[Attempt] = []
         dead = []
+        metrics.EVENTS_CONSUMED.labels(self.topics.raw.get_topic_name()).inc(len(events))
         for event in events:
-            metrics.EVENTS_CONSUMED.labels(self.topics.raw.get_topic_name()).inc()
             try:
                 parsed = self.parse(event)
             except InvalidInput as exc:
