@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.core.classify import classify_attempt
@@ -59,11 +59,31 @@ class Applied:
 
 
 async def execute(pipe: Any) -> list[Any]:
-    """Execute a redis-py pipeline; raise Transient when Redis is unreachable."""
+    """Execute a redis-py pipeline in ONE round trip; raise Transient when Redis is unreachable.
+
+    redis-py would send SCRIPT EXISTS before every pipeline that calls a script (a second
+    round trip per batch). We send the EVALSHAs straight away instead, and only when Redis
+    answers NOSCRIPT (its script cache was emptied by a restart or SCRIPT FLUSH) load the
+    scripts and send the same commands again: every script dedupes by event id or is a pure
+    read or overwrite, so running the ones that did succeed a second time changes nothing.
+    """
+    scripts, stack = list(pipe.scripts), list(pipe.command_stack)
+    pipe.scripts.clear()
     try:
-        replies: list[Any] = await pipe.execute()
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            for script in scripts:
+                script.sha = await pipe.immediate_execute_command("SCRIPT LOAD", script.script)
+            for args, options in stack:  # execute() reset the pipeline: queue them again
+                pipe.pipeline_execute_command(*args, **options)
+            replies = await pipe.execute(raise_on_error=False)
     except REDIS_DOWN as exc:
         raise Transient(f"redis unreachable: {exc}") from exc
+    errors = [r for r in replies if isinstance(r, Exception)]
+    if errors:
+        if isinstance(errors[0], REDIS_DOWN):
+            raise Transient(f"redis unreachable: {errors[0]}") from errors[0]
+        raise errors[0]
     return replies
 
 
