@@ -145,7 +145,7 @@ BATCH_SIZE = Histogram(
     "Events per processed batch",
     buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
-# Histogram: seconds of one Redis round trip for a batch (Store.apply_attempts: one pipeline of
+# Histogram: seconds of one Redis round trip for a batch (Store.apply: one pipeline of
 # Lua calls), per try. Loopback Redis answers a 1-event batch in ~0.3 ms and a 500-event batch
 # in tens of ms; the top buckets catch a Redis that is swapping or far away.
 REDIS_SECONDS = Histogram(
