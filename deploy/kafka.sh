@@ -32,8 +32,6 @@ ready() {
     kcat -b "127.0.0.1:$PORT" -L -m 3 2>/dev/null | grep -Eq '^ *[1-9][0-9]* brokers:'
 }
 
-ready_or_dead() { ready || ! pid_alive "$PIDFILE"; }
-
 write_config() {
     mkdir -p "$DIR/data"
     cat > "$DIR/server.properties" <<PROPS
@@ -80,12 +78,7 @@ start() {
         (java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties") \
             >"$DIR/format.log" 2>&1 || { cat "$DIR/format.log" >&2; return 1; }
     fi
-    (java_run kafka.Kafka "$DIR/server.properties") >"$LOG" 2>&1 </dev/null &
-    echo $! >"$PIDFILE"
-    disown
-    wait_until 90 "$LOG" ready_or_dead || { stop_pid "$PIDFILE" kafka >&2; return 1; }
-    ready || { echo "kafka: exited during start-up; last lines of $LOG:" >&2
-               tail -n 40 "$LOG" >&2; rm -f "$PIDFILE"; return 1; }
+    launch kafka "$PIDFILE" "$LOG" 90 ready java_run kafka.Kafka "$DIR/server.properties"
     echo "kafka: ready on 127.0.0.1:$PORT (log $LOG)"
 }
 

@@ -47,3 +47,19 @@ stop_pid() {  # stop_pid PIDFILE NAME: SIGTERM, wait up to 30 s, then SIGKILL; r
     rm -f "$pidfile"
     echo "$name: stopped"
 }
+
+launch() {  # launch NAME PIDFILE LOG SECONDS READY CMD...: run CMD in the background, record
+    # its pid, and wait up to SECONDS until the function READY succeeds. CMD must become the
+    # server process itself (exec), so that the pid file names the server, not a shell.
+    local name=$1 pidfile=$2 log=$3 seconds=$4 ready=$5
+    shift 5
+    "$@" >"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    disown
+    wait_until "$seconds" "$log" _ready_or_dead "$ready" "$pidfile" \
+        || { stop_pid "$pidfile" "$name" >&2; return 1; }
+    "$ready" || { echo "$name: exited during start-up; last lines of $log:" >&2
+                  tail -n 40 "$log" >&2; rm -f "$pidfile"; return 1; }
+}
+
+_ready_or_dead() { "$1" || ! pid_alive "$2"; }

@@ -14,7 +14,6 @@ PIDFILE="$DIR/prometheus.pid"
 LOG="$DIR/prometheus.log"
 
 ready() { curl -fsS "http://127.0.0.1:$PORT/-/ready" >/dev/null; }
-ready_or_dead() { ready || ! pid_alive "$PIDFILE"; }
 
 start() {
     need_apt prometheus prometheus
@@ -25,17 +24,9 @@ start() {
     fi
     # Debian's package ships a systemd unit for the system-wide instance; this one is ours,
     # on loopback, with its own TSDB, so a test instance never touches a developer's data.
-    prometheus --config.file="$CONFIG" --storage.tsdb.path="$DIR/data" \
-        --web.listen-address="127.0.0.1:$PORT" --storage.tsdb.retention.time=2d \
-        >"$LOG" 2>&1 </dev/null &
-    echo $! >"$PIDFILE"
-    disown
-    wait_until 30 "$LOG" ready_or_dead || { stop_pid "$PIDFILE" prometheus >&2; return 1; }
-    if ! pid_alive "$PIDFILE"; then
-        echo "prometheus exited; last lines of $LOG:" >&2
-        tail -n 40 "$LOG" >&2
-        return 1
-    fi
+    launch prometheus "$PIDFILE" "$LOG" 30 ready \
+        prometheus --config.file="$CONFIG" --storage.tsdb.path="$DIR/data" \
+        --web.listen-address="127.0.0.1:$PORT" --storage.tsdb.retention.time=2d
     echo "prometheus: ready on 127.0.0.1:$PORT (config $CONFIG, log $LOG)"
 }
 

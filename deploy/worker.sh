@@ -16,7 +16,7 @@ LOG="$DIR/worker.log"
 PYTHON="${BG_PYTHON:-$BG_ROOT/.venv/bin/python}"
 
 ready() { curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null; }
-ready_or_dead() { ready || ! pid_alive "$PIDFILE"; }
+run_worker() { cd "$BG_ROOT" && exec "$PYTHON" -m pipeline worker --loglevel info; }
 
 start() {
     mkdir -p "$DIR"
@@ -24,12 +24,7 @@ start() {
         echo "worker: already running (web 127.0.0.1:$PORT)"
         return 0
     fi
-    (cd "$BG_ROOT" && exec "$PYTHON" -m pipeline worker --loglevel info) >"$LOG" 2>&1 </dev/null &
-    echo $! >"$PIDFILE"
-    disown
-    wait_until 90 "$LOG" ready_or_dead || { stop_pid "$PIDFILE" worker >&2; return 1; }
-    ready || { echo "worker: exited during start-up; last lines of $LOG:" >&2
-               tail -n 40 "$LOG" >&2; rm -f "$PIDFILE"; return 1; }
+    launch worker "$PIDFILE" "$LOG" 90 ready run_worker
     echo "worker: ready, web on 127.0.0.1:$PORT (log $LOG)"
 }
 
