@@ -37,6 +37,25 @@ def bounce(event_id: str, **fields: Any) -> str:
     )
 
 
+def slow_timeouts(prefix: str) -> list[str]:
+    """Two transient failures of slow@example.com on list cart, two campaigns a day apart
+    (listrak's cleanup unsubscribes a transient failure at any count)."""
+    return [
+        line(
+            event_id=f"{prefix}{i}",
+            ts=f"2026-03-{i + 1:02d}T09:00:00Z",
+            outcome="deferred",
+            smtp_code=451,
+            enhanced_code="4.4.1",
+            diagnostic="connection timed out",
+            recipient="slow@example.com",
+            list_id="cart",
+            campaign_id=f"c{i}",
+        )
+        for i in range(2)
+    ]
+
+
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -121,21 +140,7 @@ def test_status_report_and_sweep(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], common: list[str]
 ) -> None:
     data = tmp_path / "in.jsonl"
-    soft = [
-        line(
-            event_id=f"s{i}",
-            ts=f"2026-03-{i + 1:02d}T09:00:00Z",
-            outcome="deferred",
-            smtp_code=451,
-            enhanced_code="4.4.1",
-            diagnostic="connection timed out",
-            recipient="slow@example.com",
-            list_id="cart",
-            campaign_id=f"c{i}",
-        )
-        for i in range(2)
-    ]
-    data.write_text("\n".join([bounce("e1", list_id="cart"), *soft]) + "\n")
+    data.write_text("\n".join([bounce("e1", list_id="cart"), *slow_timeouts("s")]) + "\n")
     listrak = ["--policy", "listrak", *common]
     assert len(cli(capsys, "replay", *listrak, str(data))[1]) == 1
 
@@ -196,23 +201,7 @@ def test_sweep_delivers_its_events_to_kafka_before_marking_them(
         settings.namespace,
     ]
     data = tmp_path / "in.jsonl"
-    data.write_text(
-        "\n".join(
-            line(
-                event_id=f"t{i}",
-                ts=f"2026-03-{i + 1:02d}T09:00:00Z",
-                outcome="deferred",
-                smtp_code=451,
-                enhanced_code="4.4.1",
-                diagnostic="connection timed out",
-                recipient="slow@example.com",
-                list_id="cart",
-                campaign_id=f"c{i}",
-            )
-            for i in range(2)
-        )
-        + "\n"
-    )
+    data.write_text("\n".join(slow_timeouts("t")) + "\n")
     assert cli(capsys, "replay", *engine, str(data))[1] == []
     sweep = ["sweep", *engine, "--at", "2026-06-01T00:00:00Z"]
     code, out, _ = cli(capsys, *sweep)
