@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     async def mark(found: list[Suppression]) -> None:
         store = open_store(args)
         try:
-            await store.mark_emitted(found)
-            await history.record(store, found)
+            await history.mark_emitted_and_record(store, found)
         finally:
             await store.close()
 

@@ -10,10 +10,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"]
     )
+    parser.add_argument(
+        "--loop",
+        default="uvloop",
+        choices=["uvloop", "aio"],
+        help="event loop: uvloop (default; faster asyncio scheduling) or the stdlib's",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the worker in the foreground; return its exit code when it stops."""
+    import mode.loop
+
+    # Before faust creates anything: the loop policy must be set before the first loop exists.
+    mode.loop.use(args.loop)
+
     import faust
 
     from pipeline import web

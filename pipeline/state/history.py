@@ -37,8 +37,25 @@ async def record(store: Store, suppressions: Sequence[Suppression]) -> None:
     Raises Transient when Redis is unreachable."""
     if not suppressions:
         return
-    script = store.scripts["record_history"]
     pipe = store.client.pipeline(transaction=False)
+    await queue_record(store, pipe, suppressions)
+    await execute(pipe)
+
+
+async def mark_emitted_and_record(store: Store, suppressions: Sequence[Suppression]) -> None:
+    """`Store.mark_emitted` and `record` in one round trip: what follows a delivered batch.
+    Raises Transient when Redis is unreachable (both are idempotent, so retrying is safe)."""
+    if not suppressions:
+        return
+    pipe = store.client.pipeline(transaction=False)
+    await store.queue_mark_emitted(pipe, suppressions)
+    await queue_record(store, pipe, suppressions)
+    await execute(pipe)
+
+
+async def queue_record(store: Store, pipe: Any, suppressions: Sequence[Suppression]) -> None:
+    """Queue `record`'s script calls on `pipe`."""
+    script = store.scripts["record_history"]
     for s in suppressions:
         args: list[bytes | str | int] = [
             to_ms(s.ts),
@@ -48,7 +65,6 @@ async def record(store: Store, suppressions: Sequence[Suppression]) -> None:
             store.state_ttl,
         ]
         await script(keys=[keys.history(store.namespace, s.tenant)], args=args, client=pipe)
-    await execute(pipe)
 
 
 async def page(

@@ -274,10 +274,14 @@ class Store:
         if not suppressions:
             return
         pipe = self.client.pipeline(transaction=False)
+        await self.queue_mark_emitted(pipe, suppressions)
+        await execute(pipe)
+
+    async def queue_mark_emitted(self, pipe: Any, suppressions: Sequence[Suppression]) -> None:
+        """Queue `mark_emitted`'s script calls on `pipe` (to share a round trip)."""
         for s in suppressions:
             seen = keys.seen(self.namespace, s.address, s.trigger_event_id)
             await self.scripts["mark_emitted"](keys=[seen], args=[], client=pipe)
-        await execute(pipe)
 
     async def reactivate(
         self,

@@ -81,8 +81,7 @@ class Emitter:
         return await self.alerts.send(key=a.tenant.encode(), value=orjson.dumps(a.to_json()))
 
     async def _mark(self, suppressions: Sequence[Suppression]) -> None:
-        await self.store.mark_emitted(suppressions)
-        await history.record(self.store, suppressions)
+        await history.mark_emitted_and_record(self.store, suppressions)
 
 
 class EventBatch:
