@@ -109,6 +109,7 @@ class Store:
         self.log_size = bounce_log_size
         self.delivered_ttl = delivered_log_hours * HOUR
         self.scripts = scripts.register_all(client)
+        self._rates_pending: list[tuple[Attempt | Feedback, Classification]] = []
 
     @classmethod
     def from_url(cls, url: str, policies: PolicyBook | Policy, **kwargs: Any) -> Store:
@@ -170,7 +171,12 @@ class Store:
                 fresh.append((event, verdict))
             for decision in answer["decided"] or ():
                 applied.suppressions.append(self._suppression(event, decision))
-        applied.alerts = await self._tenant_rates(fresh)
+        # Counted events whose tenant rates are not in Redis yet. If the rate round trip fails,
+        # the batch is retried, and then its events are duplicates (not fresh): keeping them
+        # here lets the retry count their rates instead of losing them.
+        self._rates_pending.extend(fresh)
+        applied.alerts = await self._tenant_rates(self._rates_pending)
+        self._rates_pending = []
         return applied
 
     async def _queue(self, pipe: Any, event: Event) -> Classification | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 
+from pipeline.core.errors import Transient
 from tests.integration.policies.conftest import Engine, at, attempt, feedback
 
 pytestmark = pytest.mark.integration
@@ -117,3 +119,33 @@ def test_two_day_window_is_inclusive(engine: Callable[..., Engine]) -> None:
     assert eng.each(*c1, *tries("c2", 6, at(days=7))) == []  # 2 + 6 = 8
     assert eng.each(*tries("c3", 1, at(days=14))) == []  # 9
     assert len(eng.send(*tries("c3", 1, at(days=15)))) == 1  # 10
+
+
+def test_complaint_rate_survives_a_failure_between_the_two_round_trips(
+    engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rate is counted in a second round trip; if that one fails, the retried batch's
+    events are duplicates by then, and their complaints must still be counted."""
+    eng = engine("ecomail")
+    eng.send(
+        *(
+            attempt("delivered", at(days=-1), address=f"u{i}@example.com", event_id=f"d{i}")
+            for i in range(2000)
+        )
+    )
+    complaints = [feedback("complaint", at(i), address=f"c{i}@example.com") for i in range(3)]
+    real = eng.store._tenant_rates
+    calls = 0
+
+    async def fails_once(fresh: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Transient("redis went away between the round trips")
+        return await real(fresh)
+
+    monkeypatch.setattr(eng.store, "_tenant_rates", fails_once)
+    with pytest.raises(Transient):
+        eng.send(*complaints)
+    eng.send(*complaints)  # the worker's retry of the same batch
+    assert [(a.count, a.sent) for a in eng.alerts] == [(3, 2000)]
