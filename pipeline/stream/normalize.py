@@ -148,10 +148,19 @@ class NormalizeBatch:
             # Not reachable by bad input (parsing catches per event); a bug or a non-retriable
             # broker answer. Dead-letter rather than let faust skip the batch (faust #315).
             # Type only at ERROR: the exception's text may quote an address (STYLE.md 10).
-            log.error("normalize batch failed error=%s; dead-lettering it", type(exc).__name__)
             log.debug("normalize batch failure", exc_info=True)
+            if len(events) == 1:
+                log.error("normalize failed error=%s; dead-lettering the line", type(exc).__name__)
+                await self._dead_letter(events[0], InvalidInput(Reason.INTERNAL, "internal error"))
+                return
+            # One line at a time, so only the line that fails is dead-lettered. Parsers are
+            # stateful, but a line that already went through one adds nothing on a second pass
+            # (its attempts carry the same deterministic ids, which the counters dedupe).
+            log.error(
+                "normalize batch failed error=%s; retrying its lines one by one", type(exc).__name__
+            )
             for event in events:
-                await self._dead_letter(event, InvalidInput(Reason.INTERNAL, "internal error"))
+                await self.process([event])
 
     async def _process(self, events: Sequence[Any]) -> None:
         attempts: list[Attempt] = []
