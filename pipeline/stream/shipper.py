@@ -180,6 +180,13 @@ class LogReader:
             current = None  # moved away, new one not created yet: keep reading the old one
         mine = os.fstat(fh.fileno())
         if current is not None and (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+            try:
+                new = open(self.path, "rb")  # noqa: SIM115 - closed by __iter__
+            except FileNotFoundError:
+                # Gone again between stat and open (a second rotation): keep the old file
+                # and look again after the poll.
+                time.sleep(self.poll)
+                return fh
             # Rotated: what the writer added to the old file since our last read comes first.
             while chunk := fh.read1(CHUNK):
                 yield from self._split(chunk)
@@ -187,7 +194,7 @@ class LogReader:
             fh.close()
             self._number = 0
             log.info("log rotated, reading the new file")
-            return open(self.path, "rb")
+            return new
         if mine.st_size < fh.tell():
             log.info("log truncated, reading it again from the start")
             fh.seek(0)

@@ -132,3 +132,26 @@ def test_a_pipe_yields_its_lines_before_it_closes() -> None:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+def test_a_new_file_gone_between_stat_and_open_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"1\n")
+    it = iter(LogReader(str(log), follow=True, poll=0.01))
+    assert until_idle(it) == [(1, b"1")]
+    os.rename(log, tmp_path / "mail.log.1")
+    log.write_bytes(b"2\n")
+    real_open = open
+    misses = [str(log)]
+
+    def racing_open(path: str, mode: str = "r") -> object:
+        if misses and path == misses[0]:  # the rotated-in file vanishes once, as in a race
+            misses.pop()
+            raise FileNotFoundError(path)
+        return real_open(path, mode)
+
+    monkeypatch.setattr("pipeline.stream.shipper.open", racing_open, raising=False)
+    assert until_idle(it) == []  # still on the old file: nothing lost, nothing raised
+    assert until_idle(it) == [(1, b"2")]
