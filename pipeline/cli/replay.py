@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pipeline.core.events import Event
     from pipeline.state.store import Store
 
+T = TypeVar("T")
 FORMATS = ("json", "auto", "postfix", "exim", "pmta", "kumo", "sendmail")
 BATCH = 500
 """Events per Redis round trip (as the worker's batches)."""
@@ -61,6 +62,21 @@ def open_store(args: argparse.Namespace) -> Store:
         bounce_log_size=settings.bounce_log_size,
         delivered_log_hours=settings.delivered_log_hours,
     )
+
+
+def with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `work` on a Store opened from `args`, close it, return the result. Raises what
+    `work` raises (Transient when Redis is unreachable)."""
+    import asyncio
+
+    async def run() -> T:
+        store = open_store(args)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

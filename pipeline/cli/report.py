@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli.replay import add_engine_arguments, open_store
+from pipeline.cli.replay import add_engine_arguments, with_store
 
 COLUMNS = ("address", "list_id", "latest_reason", "bounce_count", "latest_ts", "suppressed")
 
@@ -20,7 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; return 0, or 1 when Redis is unreachable."""
-    import asyncio
     import csv
 
     import orjson
@@ -28,16 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.core.errors import Transient
     from pipeline.state import inspect
 
-    store = open_store(args)
-
-    async def fetch() -> list[inspect.BouncedContact]:
-        try:
-            return await inspect.report(store, args.tenant)
-        finally:
-            await store.close()
-
     try:
-        rows = asyncio.run(fetch())
+        rows = with_store(args, lambda store: inspect.report(store, args.tenant))
     except Transient as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1

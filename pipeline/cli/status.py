@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli.replay import add_engine_arguments, open_store
+from pipeline.cli.replay import add_engine_arguments, with_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the status JSON; return 0, 2 for a bad address, 1 when Redis is unreachable."""
-    import asyncio
-
     import orjson
 
     from pipeline.core.decode import normalize_address
@@ -32,16 +30,10 @@ def run(args: argparse.Namespace) -> int:
     except InvalidInput as exc:
         print(f"status: {exc.detail}", file=sys.stderr)
         return 2
-    store = open_store(args)
-
-    async def fetch() -> dict[str, object]:
-        try:
-            return await inspect.status(store, address, args.tenant, args.list_id)
-        finally:
-            await store.close()
-
     try:
-        view = asyncio.run(fetch())
+        view = with_store(
+            args, lambda store: inspect.status(store, address, args.tenant, args.list_id)
+        )
     except Transient as exc:
         print(f"status: {exc}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from pipeline.cli.replay import add_engine_arguments, open_store
+from pipeline.cli.replay import add_engine_arguments, with_store
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -34,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sweep; return 0, 2 for a bad --at, 1 when Redis or Kafka is unreachable."""
-    import asyncio
     from datetime import UTC, datetime
 
     import orjson
@@ -51,27 +50,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_env()
 
-    async def sweep() -> list[Suppression]:
-        store = open_store(args)
-        try:
-            return await inspect.sweep(store, at, args.tenant)
-        finally:
-            await store.close()
-
-    async def mark(found: list[Suppression]) -> None:
-        store = open_store(args)
-        try:
-            await history.mark_emitted_and_record(store, found)
-        finally:
-            await store.close()
-
     try:
-        found = asyncio.run(sweep())
+        found = with_store(args, lambda store: inspect.sweep(store, at, args.tenant))
         for s in found:
             print(orjson.dumps(s.to_json()).decode(), flush=True)
         if found and not args.print_only:
             produce(settings, found)
-            asyncio.run(mark(found))
+            with_store(args, lambda store: history.mark_emitted_and_record(store, found))
     except Transient as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 1

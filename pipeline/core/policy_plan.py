@@ -145,6 +145,24 @@ def _evidence(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...
     return tuple({k: e.get(k) for k in keep} for e in entries)
 
 
+def _suppression(
+    *, action: Action, scope: Scope, list_id: str | None, **fields: Any
+) -> Suppression:
+    """A Suppression whose list is set only for list scope and whose id derives from what it
+    says (action, address, tenant, scope, list, rule, trigger), so a re-emitted one is equal."""
+    scoped_list = (list_id or NO_LIST) if scope is Scope.LIST else None
+    event_id = suppression_event_id(
+        action=action,
+        address=fields["address"],
+        tenant=fields["tenant"],
+        scope=scope,
+        list_id=scoped_list,
+        rule=fields["rule"],
+        trigger=fields["trigger_event_id"],
+    )
+    return Suppression(event_id=event_id, action=action, scope=scope, list_id=scoped_list, **fields)
+
+
 def suppression_from_decision(
     policy: Policy,
     decision: Mapping[str, Any],
@@ -160,22 +178,12 @@ def suppression_from_decision(
     trigger, so a re-emitted decision has the same id."""
     rule = policy.rule(str(decision["rule"]))
     scope = policy.scopes()[int(decision["u"]) - 1]
-    scoped_list = (list_id or NO_LIST) if scope is Scope.LIST else None
-    return Suppression(
-        event_id=suppression_event_id(
-            action=Action.SUPPRESSED,
-            address=address,
-            tenant=tenant,
-            scope=scope,
-            list_id=scoped_list,
-            rule=rule.id,
-            trigger=trigger_event_id,
-        ),
+    return _suppression(
         action=Action.SUPPRESSED,
         address=address,
         tenant=tenant,
         scope=scope,
-        list_id=scoped_list,
+        list_id=list_id,
         reason=str(decision["reason"]),
         rule=rule.id,
         count=int(decision["count"]),
@@ -201,22 +209,12 @@ def reactivation(
 ) -> Suppression:
     """The `reactivated` event of a manual add-back (seed 000: "they can be added back
     manually"); `cleared` is what the reactivate script removed (the old suppression)."""
-    scoped_list = (list_id or NO_LIST) if scope is Scope.LIST else None
-    return Suppression(
-        event_id=suppression_event_id(
-            action=Action.REACTIVATED,
-            address=address,
-            tenant=tenant,
-            scope=scope,
-            list_id=scoped_list,
-            rule="reactivate",
-            trigger=request_id,
-        ),
+    return _suppression(
         action=Action.REACTIVATED,
         address=address,
         tenant=tenant,
         scope=scope,
-        list_id=scoped_list,
+        list_id=list_id,
         reason="manual",
         rule="reactivate",
         count=0,
