@@ -95,6 +95,9 @@ class Settings:
     monitor_interval: float = 10.0
     """BOUNCEGUARD_MONITOR_INTERVAL: seconds between samples of consumer lag and Redis memory
     (group leader only)."""
+    fault_point: str | None = None
+    """BOUNCEGUARD_FAULT_POINT: crash tests only; the worker kills itself with SIGKILL at this
+    step of a batch (pipeline.stream.faults.POINTS). Never set it in production."""
     topics: Topics = field(default_factory=Topics)
     """Derived from topic_suffix."""
 

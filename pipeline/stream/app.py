@@ -55,7 +55,9 @@ def create_app(settings: Settings) -> Runtime:
         bounce_log_size=settings.bounce_log_size,
         delivered_log_hours=settings.delivered_log_hours,
     )
-    emitter = Emitter(store, declared.suppressions, declared.alerts)
+    emitter = Emitter(
+        store, declared.suppressions, declared.alerts, fault_point=settings.fault_point
+    )
     agents.attach(app, settings, declared, store, emitter)
     normalize.attach(app, settings, declared)
     monitor.attach(app, settings)

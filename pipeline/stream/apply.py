@@ -31,7 +31,7 @@ from pipeline.core.events import Event, Feedback
 from pipeline.core.models import Attempt, SenderAlert, Suppression
 from pipeline.state import history
 from pipeline.state.store import Applied, Store
-from pipeline.stream import deadletter, metrics
+from pipeline.stream import deadletter, faults, metrics
 from pipeline.stream.retry import retry_transient
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,22 @@ Decoder = Callable[[bytes, datetime], Sequence[Event]]
 class Emitter:
     """Sends what the engine decided to Kafka, then records it in Redis (steps 3 and 4)."""
 
-    def __init__(self, store: Store, suppressions: Any, alerts: Any) -> None:
+    def __init__(
+        self, store: Store, suppressions: Any, alerts: Any, *, fault_point: str | None = None
+    ) -> None:
         self.store = store
         self.suppressions = suppressions
         self.alerts = alerts
+        self.fault_point = fault_point
 
     async def emit(self, applied: Applied) -> None:
         """Deliver `applied` to Kafka (acks awaited) and mark it emitted; retries transient
         errors forever, so returning means it is durable."""
         if not applied.suppressions and not applied.alerts:
             return
+        faults.reach(self.fault_point, "after_redis")
         await retry_transient("emit", lambda: self._send(applied))
+        faults.reach(self.fault_point, "after_emit")
         await retry_transient("mark", lambda: self._mark(applied.suppressions))
 
     async def _send(self, applied: Applied) -> None:
