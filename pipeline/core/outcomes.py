@@ -51,8 +51,8 @@ def suppression_from_decision(
     ts: datetime,
 ) -> Suppression:
     """Turn one decision of the apply or sweep function ({rule, u, count, threshold, reason,
-    ev = compact log entries}) into the suppression event it stands for. The id depends only on what was decided and on the
-    trigger, so a re-emitted decision has the same id."""
+    ev = compact log entries}) into the suppression event it stands for. The id depends only
+    on what was decided and on the trigger, so a re-emitted decision has the same id."""
     rule = policy.rule(str(decision["rule"]))
     scope = policy.scopes()[int(decision["u"]) - 1]
     return _suppression(

@@ -213,13 +213,14 @@ def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str, limits: Limits) -> N
     for tenant, items in by_tenant.items():
         policy = book.for_tenant(tenant)
         for rule in (r for r in policy.rules if r.kind is RuleKind.TENANT_RATE):
-            _plan_rate(plan, ns, tenant, policy, rule, items, limits)
+            _plan_rate(plan, ns, tenant, policy=policy, rule=rule, items=items, limits=limits)
 
 
 def _plan_rate(
     plan: BatchPlan,
     ns: str,
     tenant: str,
+    *,
     policy: Policy,
     rule: Rule,
     items: list[tuple[Event, Classification]],

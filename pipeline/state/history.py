@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -44,8 +44,11 @@ async def page(
     # plus one (to know there is more) is filled or the history ends.
     while len(items) <= limit:
         with redis_errors():
-            rows = await store.client.zrangebyscore(
-                key, low, "+inf", start=offset, num=chunk, withscores=True
+            rows = cast(
+                "list[tuple[bytes, float]]",
+                await store.client.zrangebyscore(
+                    key, low, "+inf", start=offset, num=chunk, withscores=True
+                ),
             )
         for member, score in rows:
             event_id, _, body = member.decode().partition(" ")

@@ -52,10 +52,12 @@ class Doc:
     fields: dict[str, Any]
 
 
-def read_doc(raw: bytes | None) -> Doc:
+def read_doc(raw: bytes | str | None) -> Doc:
     """Decode a scope document (an absent key is an empty one)."""
     if not raw:
         return Doc(0, {})
+    if isinstance(raw, str):
+        raw = raw.encode()
     fields = orjson.loads(raw[HEAD:])
     return Doc(int(raw[:HEAD]), fields if isinstance(fields, dict) else {})
 

@@ -109,7 +109,9 @@ class Store:
         """Load the function library unless this version is there already (idempotent)."""
         with redis_errors():
             try:
-                await self.client.execute_command("FUNCTION LOAD", functions.SOURCE)
+                await self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "FUNCTION LOAD", functions.SOURCE
+                )
             except ResponseError as exc:
                 if "already exists" not in str(exc):
                     raise
