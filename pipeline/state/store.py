@@ -94,7 +94,7 @@ class Store:
     def from_url(cls, url: str, policies: PolicyBook | Policy, **kwargs: Any) -> Store:
         """Connect lazily to the Redis at `url` (no I/O until the first call)."""
         pool = ConnectionPool.from_url(url, connection_class=HiredisPackConnection)
-        return cls(aioredis.Redis(connection_pool=pool), policies, **kwargs)
+        return cls(aioredis.Redis.from_pool(pool), policies, **kwargs)
 
     async def close(self) -> None:
         """Close the connection pool."""

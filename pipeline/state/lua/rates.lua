@@ -15,10 +15,13 @@ a rate alert needs the denominator to the percent, not to the message.
 Returns JSON {alert = bool, count, sent}; an alert is returned until it is confirmed sent.
 ]]
 
+-- args[a] = number of days, then per day: day, n, n identities. Returns the index after.
 local function add_days(command, base, args, a, ttl)
-  for _ = 1, tonumber(args[a]) do
-    local key, n = base .. args[a + 1], tonumber(args[a + 2])
-    local first = a + 3
+  local days = tonumber(args[a])
+  a = a + 1
+  for _ = 1, days do
+    local key, n = base .. args[a], tonumber(args[a + 1])
+    local first = a + 2
     -- in slices: Lua's unpack is bounded by its C stack (~8000 values)
     for s = first, first + n - 1, 1000 do
       redis.call(command, key, unpack(args, s, math.min(s + 999, first + n - 1)))
