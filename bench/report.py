@@ -1,0 +1,248 @@
+"""Printing the figures: one block per run as it ends, then the profile, Redis's command
+statistics, and the Markdown summary with each figure next to its target (issue 9). Prints
+only; a missed target is shown, never raised."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.common import ROOT
+from bench.profile import Profile
+from bench.redis_probe import RedisUsage
+from bench.runner import Run
+
+
+@dataclass
+class Measured:
+    """One consumer run and what it is compared by."""
+
+    label: str
+    unit: str
+    """What an item is: "attempts" or "lines"."""
+    run: Run
+    use_window: bool = False
+    """Rate it by `Run.window` (first commit until everything consumed) instead of
+    `Run.steady`; the normalize runs are defined so."""
+    redis: RedisUsage | None = None
+    """The worker runs only."""
+    addresses: int = 0
+    check: str = ""
+    """The suppression check's line, ending in OK or MISMATCH (worker runs only)."""
+
+    @property
+    def verdict(self) -> str:
+        """OK or MISMATCH (worker runs), else empty."""
+        return self.check.rpartition(" ")[2] if self.check else ""
+
+    @property
+    def rate(self) -> float:
+        """Items/s by the run's estimator."""
+        return (self.run.window() if self.use_window else self.run.steady())[0]
+
+    @property
+    def cpu_us(self) -> float:
+        """Consumer CPU µs per item over the same window as `rate`."""
+        return (self.run.window() if self.use_window else self.run.steady())[1]
+
+    @property
+    def redis_us(self) -> float:
+        """Redis CPU µs per item over the whole run."""
+        return self.redis.cpu / self.run.items * 1e6 if self.redis else math.nan
+
+    @property
+    def bytes_per_item(self) -> float:
+        """Redis used_memory growth per item."""
+        return self.redis.memory / self.run.items if self.redis else math.nan
+
+    @property
+    def peak_mb(self) -> float:
+        """Peak RSS of the consumer (VmHWM at completion)."""
+        return self.run.end.hwm_mb if self.run.end else math.nan
+
+
+def print_run(m: Measured) -> None:
+    """The block printed when a run ends."""
+    r, unit = m.run, m.unit
+    s_rate, s_cpu = r.steady()
+    w_rate, w_cpu = r.window()
+    first = r.samples[0]
+    print(
+        f"{m.label}: {r.items:,} {unit}; first commit after {first.t:.1f} s "
+        f"({first.items:,} {unit}), all consumed after {r.total:.1f} s "
+        f"({r.items / r.total:,.0f} {unit}/s incl. start-up); {len(r.samples)} commits seen"
+    )
+    print(
+        f"  between commits: {s_rate:,.0f} {unit}/s, CPU {s_cpu:.1f} µs/{unit[:-1]}; "
+        f"first commit -> all consumed: {w_rate:,.0f} {unit}/s, CPU {w_cpu:.1f} µs/{unit[:-1]}; "
+        f"RSS {r.end.rss_mb if r.end else math.nan:.0f} MB, peak {m.peak_mb:.0f} MB"
+    )
+    if m.redis is not None:
+        u = m.redis
+        print(f"  /health after {r.healthy or math.nan:.1f} s; SIGTERM exit took {r.stop_s:.1f} s")
+        print(
+            f"  Redis: CPU {m.redis_us:.1f} µs/{unit[:-1]} ({u.cpu:.2f} s"
+            + (f", +{u.child_cpu:.2f} s in AOF-rewrite children" if u.child_cpu > 0 else "")
+            + f"); memory +{u.memory / 2**20:.1f} MB = {m.bytes_per_item:.0f} B/{unit[:-1]}, "
+            f"{u.memory / max(m.addresses, 1):.0f} B/address ({m.addresses:,} addresses), "
+            f"{u.keys:,} keys"
+        )
+        print(f"  {m.check}")
+    print(flush=True)
+
+
+def _short(frame: str) -> str:
+    """A py-spy frame `func (path)` with the path shortened to the package-relative part."""
+    frame = frame.replace(str(ROOT) + "/", "")
+    return re.sub(r"\(\S*?site-packages/", "(", frame)
+
+
+def print_profile(profile: Profile | None, top: int = 15) -> None:
+    """The frames with the most samples, by own time and by total time."""
+    if profile is None:
+        return
+    if profile.problem:
+        print(f"py-spy: no profile: {profile.problem}\n")
+        return
+    if not profile.samples:
+        print(f"py-spy: no samples in {profile.path}\n")
+        return
+    print(
+        f"py-spy: {profile.samples:,} samples of the arrays run's steady window "
+        f"(py-spy used {profile.spy_cpu:.1f} s CPU; {profile.path.relative_to(ROOT)})"
+    )
+    for title, counter in (("own", profile.own), ("total", profile.total)):
+        print(f"  top {top} by {title} time:")
+        for frame, n in counter.most_common(top):
+            print(f"    {n / profile.samples:6.1%}  {_short(frame)}")
+    print(flush=True)
+
+
+def print_commands(usage: RedisUsage | None, top: int = 12) -> None:
+    """Redis INFO commandstats of the arrays run, most total time first."""
+    if usage is None:
+        return
+    print("Redis commandstats, arrays run (most total time first):")
+    print(f"  {'command':<22} {'calls':>10} {'usec':>12} {'usec/call':>10}")
+    for c in usage.commands[:top]:
+        print(f"  {c.name:<22} {c.calls:>10,} {c.usec:>12,} {c.usec_per_call:>10.2f}")
+    print(flush=True)
+
+
+def print_table(results: Sequence[Measured]) -> None:
+    """Every run side by side (Markdown, like the summary)."""
+    print(
+        "| run | items | items/s | consumer CPU µs/item | Redis CPU µs/item "
+        "| Redis B/item | B/address | peak RSS MB | check |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for m in results:
+        redis = m.redis is not None
+        print(
+            f"| {m.label} | {m.run.items:,} {m.unit} | {m.rate:,.0f} | {m.cpu_us:.1f} "
+            f"| {_opt(m.redis_us, redis, '.1f')} | {_opt(m.bytes_per_item, redis, '.0f')} "
+            f"| {_opt(m.redis.memory / max(m.addresses, 1) if m.redis else 0, redis, '.0f')} "
+            f"| {m.peak_mb:.0f} | {m.verdict} |"
+        )
+    print(flush=True)
+
+
+def _opt(value: float, shown: bool, fmt: str) -> str:
+    return format(value, fmt) if shown else ""
+
+
+Target = tuple[str, str, str, bool | None]
+"""(figure, measured, target, met); met None: not measured (its run failed)."""
+
+
+def _ratio(a: Measured | None, b: Measured | None) -> float:
+    return a.rate / b.rate if a and b and b.rate > 0 else math.nan
+
+
+def targets(
+    arrays: Measured | None,
+    single: Measured | None,
+    bare_single: Measured | None,
+    normalize: Measured | None,
+    bare_lines: Measured | None,
+) -> list[Target]:
+    """Issue 9's figures next to their targets (the worker's on the arrays run)."""
+    rows: list[Target] = []
+    if arrays:
+        rows += [
+            (
+                "worker on arrays, steady",
+                f"{arrays.rate:,.0f} attempts/s",
+                "≥ 40,000 attempts/s",
+                arrays.rate >= 40_000,
+            ),
+            (
+                "worker CPU per attempt (arrays)",
+                f"{arrays.cpu_us:.1f} µs",
+                "≤ 20 µs",
+                arrays.cpu_us <= 20,
+            ),
+            (
+                "Redis CPU per attempt (arrays)",
+                f"{arrays.redis_us:.1f} µs",
+                "≤ 8 µs",
+                arrays.redis_us <= 8,
+            ),
+            (
+                "Redis memory per attempt (arrays)",
+                f"{arrays.bytes_per_item:.0f} B "
+                f"({arrays.redis.memory / max(arrays.addresses, 1) if arrays.redis else 0:.0f} "
+                "B/address)",
+                "≤ 150 B",
+                arrays.bytes_per_item <= 150,
+            ),
+            (
+                "worker peak RSS (arrays)",
+                f"{arrays.peak_mb:.0f} MB",
+                "< 200 MB",
+                arrays.peak_mb < 200,
+            ),
+        ]
+    else:
+        rows.append(("worker on arrays", "run failed", "see above", None))
+    one = _ratio(single, bare_single)
+    rows.append(
+        (
+            "single-attempt messages / bare faust agent",
+            f"{one:.2f}x ({_rate(single)} vs {_rate(bare_single)} attempts/s)",
+            "≥ 0.90x",
+            None if math.isnan(one) else one >= 0.9,
+        )
+    )
+    norm = _ratio(normalize, bare_lines)
+    rows.append(
+        (
+            "normalize / bare faust agent (raw lines)",
+            f"{norm:.2f}x ({_rate(normalize)} vs {_rate(bare_lines)} lines/s)",
+            "≥ 0.75x",
+            None if math.isnan(norm) else norm >= 0.75,
+        )
+    )
+    return rows
+
+
+def _rate(m: Measured | None) -> str:
+    return f"{m.rate:,.0f}" if m else "failed"
+
+
+def print_summary(rows: Sequence[Target], checks: Sequence[tuple[str, str]]) -> None:
+    """The Markdown summary: targets, then the suppression check of every worker run."""
+    print("| figure | measured | target | met |")
+    print("|---|---:|---:|:---:|")
+    for figure, measured, target, met in rows:
+        mark = "n/a" if met is None else "yes" if met else "**no**"
+        print(f"| {figure} | {measured} | {target} | {mark} |")
+    verdicts = ", ".join(f"{name} {verdict}" for name, verdict in checks)
+    ok = bool(checks) and all(v == "OK" for _n, v in checks)
+    print(
+        f"| suppressions == hard-bounced pairs, no dead letters | {verdicts} | OK | "
+        f"{'yes' if ok else '**no**'} |"
+    )
+    print(flush=True)
