@@ -182,17 +182,18 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def _baseline(kind: str, case: Case, tag: str, out: str) -> Measured:
-    """Run baseline `kind` over `case`'s input topic in a consumer group of its own."""
+    """Run baseline `kind` over `case`'s input topic in a consumer group of its own. Over raw
+    lines it is rated as the normalize run is (first commit until all consumed)."""
     group = f"bench-{tag}-{kind}-{case.name}"
     target = replace(case.target, group=group, then=None)
     log = BENCH_VAR / f"{kind}-{case.name}.log"
-    proc, run = run_consumer(
-        baselines.command(kind, target.topic, group, out), _env({}), log, target
-    )
+    cmd = baselines.command(kind, target.topic, group, out)
+    proc, run = run_consumer(cmd, _env({}), log, target)
     run.stop_s = stop(proc)
-    label = {"raw": "raw aiokafka loop", "faust": "bare faust agent"}.get(kind, "bare faust agent")
-    unit = "lines" if kind == "faust-lines" else "attempts"
-    return Measured(f"{label}, {case.name}", unit, run)
+    if kind == "faust-lines":
+        return Measured("bare faust agent, raw lines", "lines", run, use_window=True)
+    label = "raw aiokafka loop" if kind == "raw" else "bare faust agent"
+    return Measured(f"{label}, single", "attempts", run)
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:

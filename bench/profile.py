@@ -18,16 +18,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import proc_stat
+from bench.common import ROOT, proc_stat
 
 RATE = 100
 """Samples per second."""
 
 
 def _binary() -> str | None:
-    """py-spy next to this interpreter (the venv's), else on PATH."""
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy")
+    """py-spy next to this interpreter, else in this checkout's .venv (`make setup` installs
+    it there; the bench may run from another venv), else on PATH."""
+    for candidate in (Path(sys.executable).parent, ROOT / ".venv" / "bin"):
+        if (candidate / "py-spy").exists():
+            return str(candidate / "py-spy")
+    return shutil.which("py-spy")
 
 
 @dataclass

@@ -134,14 +134,15 @@ def print_commands(usage: RedisUsage | None, top: int = 12) -> None:
 def print_table(results: Sequence[Measured]) -> None:
     """Every run side by side (Markdown, like the summary)."""
     print(
-        "| run | items | items/s | consumer CPU µs/item | Redis CPU µs/item "
+        "| run | items | items/s | rated | consumer CPU µs/item | Redis CPU µs/item "
         "| Redis B/item | B/address | peak RSS MB | check |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
     for m in results:
         redis = m.redis is not None
         print(
-            f"| {m.label} | {m.run.items:,} {m.unit} | {m.rate:,.0f} | {m.cpu_us:.1f} "
+            f"| {m.label} | {m.run.items:,} {m.unit} | {m.rate:,.0f} "
+            f"| {'to all consumed' if m.use_window else 'between commits'} | {m.cpu_us:.1f} "
             f"| {_opt(m.redis_us, redis, '.1f')} | {_opt(m.bytes_per_item, redis, '.0f')} "
             f"| {_opt(m.redis.memory / max(m.addresses, 1) if m.redis else 0, redis, '.0f')} "
             f"| {m.peak_mb:.0f} | {m.verdict} |"
