@@ -269,7 +269,11 @@ def _header() -> None:
         check=False,
     ).stdout.strip()
     print(f"code: {head or 'not a git checkout'}; pipeline from {pipeline.__file__}")
-    print(f"machine: {os.cpu_count()} CPUs shared by broker, Redis, worker and this process")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"machine: {os.cpu_count()} CPUs shared by broker, Redis, the measured process and "
+        f"this one; load average {load} before the servers start"
+    )
 
 
 def _bench() -> None:

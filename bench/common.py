@@ -8,12 +8,14 @@ and BG_BENCH_REDIS_PORT override them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +119,50 @@ def redact(text: str) -> str:
 def tail(log: Path, lines: int = 30) -> str:
     """The last `lines` lines of a log, redacted, for an error message."""
     return redact("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+
+
+def server_pids() -> dict[str, int]:
+    """The bench servers' pids by name ("broker", "Redis"), from their pid files."""
+    files = {
+        "broker": BENCH_VAR / f"kafka-{KAFKA_PORT}" / "kafka.pid",
+        "Redis": BENCH_VAR / f"redis-{REDIS_PORT}" / "redis.pid",
+    }
+    pids = {}
+    for name, path in files.items():
+        with contextlib.suppress(OSError, ValueError):
+            pids[name] = int(path.read_text())
+    return pids
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """Machine-wide busy CPU and the CPU of some processes at one moment."""
+
+    at: float
+    """time.perf_counter()."""
+    busy: float
+    """CPU seconds all CPUs spent not idle since boot (/proc/stat)."""
+    procs: dict[str, float]
+
+
+def cpu_snapshot(pids: Mapping[str, int]) -> CpuSnapshot:
+    """Read /proc/stat and the CPU seconds of `pids` (name -> pid); gone processes skipped."""
+    at = time.perf_counter()
+    jiffies = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = jiffies[3] + jiffies[4]  # idle + iowait; fields 9-10 (guest) are inside user
+    busy = (sum(jiffies) - idle) / os.sysconf("SC_CLK_TCK")
+    procs = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            procs[name] = proc_stat(pid).cpu
+    return CpuSnapshot(at, busy, procs)
+
+
+def cpu_shares(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """Average CPUs (cores) each process of `after` used between the snapshots (a process
+    missing from `before` started in between, from 0), and "other": the rest of the
+    machine's busy time."""
+    seconds = after.at - before.at
+    shares = {n: (cpu - before.procs.get(n, 0.0)) / seconds for n, cpu in after.procs.items()}
+    shares["other"] = (after.busy - before.busy) / seconds - sum(shares.values())
+    return shares

@@ -5,6 +5,7 @@ only; a missed target is shown, never raised."""
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ def print_run(m: Measured) -> None:
         f"first commit -> all consumed: {w_rate:,.0f} {unit}/s, CPU {w_cpu:.1f} µs/{unit[:-1]}; "
         f"RSS {r.end.rss_mb if r.end else math.nan:.0f} MB, peak {m.peak_mb:.0f} MB"
     )
+    if r.cpu_use:
+        use = ", ".join(f"{name} {cores:.2f}" for name, cores in r.cpu_use.items())
+        print(f"  CPUs used, first commit -> all consumed (of {os.cpu_count()}): {use}")
     if m.redis is not None:
         u = m.redis
         print(f"  /health after {r.healthy or math.nan:.1f} s; SIGTERM exit took {r.stop_s:.1f} s")

@@ -23,7 +23,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import ROOT, ProcStat, proc_stat, tail
+from bench.common import (
+    ROOT,
+    CpuSnapshot,
+    ProcStat,
+    cpu_shares,
+    cpu_snapshot,
+    proc_stat,
+    server_pids,
+    tail,
+)
 from bench.kafka_io import GroupOffsets, end_offsets
 
 POLL = 0.05
@@ -97,6 +106,10 @@ class Run:
     end: ProcStat | None = None
     stop_s: float = float("nan")
     start_wall: float = 0.0
+    cpu_use: dict[str, float] = field(default_factory=dict)
+    """Average CPUs used from the first commit to completion: "consumer", the servers,
+    "bench" (this process, polling), "other" (the rest of the machine: py-spy when it runs,
+    anything else running on it)."""
 
     @property
     def total(self) -> float:
@@ -171,6 +184,8 @@ def _watch(
     on_first_commit: Callable[[int], None] | None,
 ) -> Run:
     run = Run(items=target.total)
+    pids = {"consumer": proc.pid, **server_pids(), "bench": os.getpid()}
+    first: CpuSnapshot | None = None
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"{cmd_name(proc)} exited with {proc.returncode}:\n{tail(log)}")
@@ -186,10 +201,12 @@ def _watch(
         if items > last or done:
             stat = proc_stat(proc.pid)
             run.samples.append(Sample(now, items, stat.cpu))
-            if on_first_commit is not None and len(run.samples) == 1:
-                on_first_commit(proc.pid)
+            if first is None:
+                first = cpu_snapshot(pids)
+                if on_first_commit is not None:
+                    on_first_commit(proc.pid)
             if done:
-                run.end = stat
+                run.end, run.cpu_use = stat, cpu_shares(first, cpu_snapshot(pids))
                 return run
         time.sleep(POLL)
 
