@@ -44,7 +44,17 @@ import orjson
 
 import pipeline
 from bench import baselines, postfix_data, report
-from bench.common import BENCH_VAR, KAFKA, PARTITIONS, REDIS_URL, ROOT, free_port, servers
+from bench.common import (
+    BENCH_VAR,
+    KAFKA,
+    PARTITIONS,
+    REDIS_URL,
+    ROOT,
+    free_port,
+    log_problems,
+    redact,
+    servers,
+)
 from bench.kafka_io import Message, count, create_topics, end_offsets, produce, read_json
 from bench.profile import Profiler
 from bench.redis_probe import RedisProbe
@@ -204,19 +214,20 @@ def _worker_env(settings: Settings) -> dict[str, str]:
     )
 
 
-def _check(case: Case) -> str:
+def _check(case: Case) -> tuple[str, bool]:
     """The suppression check: one suppression per distinct hard-bounced (address, tenant)
-    pair of the data, nothing else, and no dead letters. A line ending in OK or MISMATCH."""
+    pair of the data, nothing else, and no dead letters. Returns (what was found, passed)."""
     topics = case.settings.topics
     suppressions = read_json(topics.suppressions)
     pairs = {(s["address"], s["tenant"]) for s in suppressions if s["action"] == "suppressed"}
     dead = count(topics.deadletter(topics.attempts)) + count(topics.deadletter(topics.raw))
     expected = case.data.hard_pairs
     ok = 0 < len(suppressions) == len(expected) and pairs == expected and dead == 0
-    return (
+    found = (
         f"suppressions: {len(suppressions):,} emitted, {len(pairs):,} distinct pairs, "
         f"expected {len(expected):,}; dead letters: {dead} -> {'OK' if ok else 'MISMATCH'}"
     )
+    return found, ok
 
 
 def _worker(case: Case, label: str, unit: str, profiler: Profiler | None = None) -> Measured:
@@ -246,7 +257,9 @@ def _worker(case: Case, label: str, unit: str, profiler: Profiler | None = None)
         probe.close()
     measured = Measured(label, unit, run, use_window=unit == "lines", redis=usage)
     measured.addresses = len(case.data.addresses)
-    measured.check = _check(case)
+    found, measured.check_ok = _check(case)
+    errors, warnings, _first = log_problems(log)
+    measured.check = f"{found}; log: {errors} error, {warnings} warning lines ({log.name})"
     return measured
 
 
@@ -254,8 +267,8 @@ def _attempt(label: str, fn: Callable[[], Measured]) -> Measured | None:
     """Run one measurement; print its block, or why it failed (the other runs go on)."""
     try:
         m = fn()
-    except RuntimeError as exc:
-        print(f"{label}: FAILED: {exc}\n", flush=True)
+    except Exception as exc:  # a failed run is reported; the others still run
+        print(f"{label}: FAILED: {type(exc).__name__}: {redact(str(exc))}\n", flush=True)
         return None
     report.print_run(m)
     return m
@@ -297,7 +310,8 @@ def _bench() -> None:
     report.print_profile(profiler.profile if profiler else None)
     report.print_commands(w_arrays.redis if w_arrays else None)
     rows = report.targets(w_arrays, w_single, bare, w_lines, bare_lines)
-    checks = [(m.label.removeprefix("worker, "), m.verdict) for m in done if m.check]
+    runs = {"single": w_single, "arrays": w_arrays, "normalize": w_lines}
+    checks = [(name, m.verdict if m else "FAILED") for name, m in runs.items()]
     report.print_summary(rows, checks)
 
 

@@ -116,9 +116,33 @@ def redact(text: str) -> str:
     return _ADDRESS.sub("<address>", text)
 
 
+_PROBLEM = re.compile(r"\[(ERROR|CRITICAL|WARNING)\]|^Traceback")
+
+
+def log_problems(log: Path) -> tuple[int, int, list[str]]:
+    """(error lines, warning lines, the first 10 of either, redacted) of a faust-style log
+    (`[ERROR]`, `[CRITICAL]`, `[WARNING]` levels; a traceback start counts as an error)."""
+    errors, warnings, first = 0, 0, list[str]()
+    for line in log.read_text(errors="replace").splitlines():
+        match = _PROBLEM.search(line)
+        if match is None:
+            continue
+        if match.group(1) == "WARNING":
+            warnings += 1
+        else:
+            errors += 1
+        if len(first) < 10:
+            first.append(redact(line[:300]))
+    return errors, warnings, first
+
+
 def tail(log: Path, lines: int = 30) -> str:
-    """The last `lines` lines of a log, redacted, for an error message."""
-    return redact("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+    """For an error message: the log's first error and warning lines, then its last `lines`
+    lines, redacted."""
+    first = log_problems(log)[2]
+    last = redact("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+    head = ("first error/warning lines:\n" + "\n".join(first) + "\n") if first else ""
+    return f"{head}last lines of {log}:\n{last}"
 
 
 def server_pids() -> dict[str, int]:
@@ -163,6 +187,8 @@ def cpu_shares(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     missing from `before` started in between, from 0), and "other": the rest of the
     machine's busy time."""
     seconds = after.at - before.at
+    if seconds < 0.1:
+        return {}  # no window to speak of (everything came in one commit)
     shares = {n: (cpu - before.procs.get(n, 0.0)) / seconds for n, cpu in after.procs.items()}
     shares["other"] = (after.busy - before.busy) / seconds - sum(shares.values())
     return shares

@@ -71,6 +71,8 @@ class Profiler:
         """Stop sampling and summarize what was written (see Profile)."""
         proc, self._proc = self._proc, None
         if proc is None:
+            if self.profile.problem is None:
+                self.profile.problem = "not started: the run ended before its first commit"
             return self.profile
         if proc.poll() is None:
             with contextlib.suppress(OSError):  # it may have exited on its own

@@ -31,12 +31,13 @@ class Measured:
     """The worker runs only."""
     addresses: int = 0
     check: str = ""
-    """The suppression check's line, ending in OK or MISMATCH (worker runs only)."""
+    """The suppression check's line (worker runs only)."""
+    check_ok: bool | None = None
 
     @property
     def verdict(self) -> str:
         """OK or MISMATCH (worker runs), else empty."""
-        return self.check.rpartition(" ")[2] if self.check else ""
+        return "" if self.check_ok is None else "OK" if self.check_ok else "MISMATCH"
 
     @property
     def rate(self) -> float:
@@ -216,7 +217,7 @@ def targets(
     rows.append(
         (
             "single-attempt messages / bare faust agent",
-            f"{one:.2f}x ({_rate(single)} vs {_rate(bare_single)} attempts/s)",
+            f"{_times(one)} ({_rate(single)} vs {_rate(bare_single)} attempts/s)",
             "≥ 0.90x",
             None if math.isnan(one) else one >= 0.9,
         )
@@ -225,7 +226,7 @@ def targets(
     rows.append(
         (
             "normalize / bare faust agent (raw lines)",
-            f"{norm:.2f}x ({_rate(normalize)} vs {_rate(bare_lines)} lines/s)",
+            f"{_times(norm)} ({_rate(normalize)} vs {_rate(bare_lines)} lines/s)",
             "≥ 0.75x",
             None if math.isnan(norm) else norm >= 0.75,
         )
@@ -234,7 +235,11 @@ def targets(
 
 
 def _rate(m: Measured | None) -> str:
-    return f"{m.rate:,.0f}" if m else "failed"
+    return "failed" if m is None else "n/a" if math.isnan(m.rate) else f"{m.rate:,.0f}"
+
+
+def _times(ratio: float) -> str:
+    return "n/a" if math.isnan(ratio) else f"{ratio:.2f}x"
 
 
 def print_summary(rows: Sequence[Target], checks: Sequence[tuple[str, str]]) -> None:
