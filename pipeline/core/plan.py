@@ -146,12 +146,17 @@ def plan_batch(events: Sequence[Event], book: PolicyBook, ns: str, limits: Limit
     kept = unique(events)
     verdicts = [_verdict(e) for e in kept]
     plan = BatchPlan(kept, verdicts)
-    profiles: dict[tuple[Policy, Any, Any], int] = {}
+    # Keyed by the policy's id, not the policy: hashing a frozen Policy hashes all its rules.
+    profiles: dict[tuple[int, Any, Any], int] = {}
     table: list[dict[str, Any]] = []
     groups: dict[str, list[tuple[Event, list[Arg]]]] = {}
+    policies: dict[str, Policy] = {}
     for event, verdict in zip(kept, verdicts, strict=True):
-        policy = book.for_tenant(event.tenant)
-        key = (policy, verdict.bounce_class, verdict.category) if verdict else (policy, None, None)
+        policy = policies.get(event.tenant)
+        if policy is None:
+            policy = policies[event.tenant] = book.for_tenant(event.tenant)
+        pid = id(policy)
+        key = (pid, verdict.bounce_class, verdict.category) if verdict else (pid, None, None)
         index = profiles.get(key)
         if index is None:
             kind = verdict.bounce_class if verdict else ENGAGEMENT
@@ -207,13 +212,20 @@ def _cut_calls(
 def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str, limits: Limits) -> None:
     """One `rates` call per (tenant, tenant-rate rule) with events in this batch."""
     by_tenant: dict[str, list[tuple[Event, Classification]]] = defaultdict(list)
+    rated = {t for t in {e.tenant for e in plan.events} if _rated(book, t)}
+    if not rated:
+        return
     for event, verdict in zip(plan.events, plan.verdicts, strict=True):
-        if verdict is not None and book.for_tenant(event.tenant).has_kind(RuleKind.TENANT_RATE):
+        if verdict is not None and event.tenant in rated:
             by_tenant[event.tenant].append((event, verdict))
     for tenant, items in by_tenant.items():
         policy = book.for_tenant(tenant)
         for rule in (r for r in policy.rules if r.kind is RuleKind.TENANT_RATE):
             _plan_rate(plan, ns, tenant, policy=policy, rule=rule, items=items, limits=limits)
+
+
+def _rated(book: PolicyBook, tenant: str) -> bool:
+    return book.for_tenant(tenant).has_kind(RuleKind.TENANT_RATE)
 
 
 def _plan_rate(
