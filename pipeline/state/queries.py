@@ -222,6 +222,8 @@ def _log(raws: list[bytes], tenant: str, *, tagged: bool) -> list[dict[str, Any]
     for raw in raws:
         body = raw.split(b"\t", 1)[1] if tagged else raw
         entry = expand_entry(body)
+        if not tagged:  # the delivered log stores no outcome: they all are deliveries
+            entry.setdefault("outcome", "delivered")
         if entry.get("tenant", tenant) == tenant:
             out.append(entry)
     return out

@@ -28,12 +28,15 @@ end
 function Docs:full(key)
   local doc = self.by_key[key]
   if doc and doc.j then return doc end
+  -- a delivery earlier in this group to a key that did not exist (see deliver)
+  local seen_d = doc and doc.d or 0
   local raw = redis.call("GET", key)
   if raw then
     doc = {d = tonumber(string.sub(raw, 1, HEAD)), j = cjson.decode(string.sub(raw, HEAD + 1)),
       stored = true}
+    if seen_d > doc.d then doc.d, doc.dirty = seen_d, true end
   else
-    doc = {d = 0, j = {}, stored = false}
+    doc = {d = seen_d, j = {}, stored = false}
   end
   if not self.by_key[key] then self.order[#self.order + 1] = key end
   self.by_key[key] = doc
@@ -52,14 +55,26 @@ end
 
 -- A delivery at `ts`: move the header forward. Decoded documents are written at flush;
 -- the others get their 13 bytes rewritten in place (SETRANGE keeps the TTL).
+--
+-- A delivery to a key that does not exist stores nothing (an address with no bounce state
+-- costs one read), but is remembered for the rest of the group: a bounce later in the same
+-- batch that happened before it is then reset by it, as it would be with the key stored.
 function Docs:deliver(key, ts)
   local doc = self.by_key[key]
   if doc then
-    if ts > doc.d and (doc.stored or doc.dirty) then doc.d, doc.dirty = ts, true end
+    if ts > doc.d then
+      doc.d = ts
+      if doc.stored or doc.dirty then doc.dirty = true end
+    end
     return
   end
   local d, exists = self:head(key)
-  if exists and ts > d then redis.call("SETRANGE", key, 0, fmt_ts(ts)) end
+  if exists then
+    if ts > d then redis.call("SETRANGE", key, 0, fmt_ts(ts)) end
+  else
+    self.by_key[key] = {d = ts}  -- no j: not decoded, never written unless a bounce follows
+    self.order[#self.order + 1] = key
+  end
 end
 
 local function has_state(j)
