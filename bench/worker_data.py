@@ -1,6 +1,7 @@
 """Synthetic `delivery.attempts` traffic for bench_worker: a realistic mix, reproducible.
 
-About 80 % delivered, 10 % soft, 5 % hard, 5 % block, over ~20k recipients at several tenants,
+About 80 % delivered, 10 % soft, 5 % hard, 5 % block, over `addresses` recipients (default
+20k) at several tenants (or at one, for raw log lines whose tenant is the worker's default),
 with real reply texts per provider (Gmail's 550-5.1.1 and 452 4.2.2, Microsoft's
 RecipientNotFound, Yahoo's TSS04, Postfix's "User unknown in virtual mailbox table", ...).
 Many texts carry the recipient address or a per-message id, so the classifier's masking
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -192,6 +194,8 @@ class Dataset:
 
     messages: list[tuple[bytes, bytes]] = field(default_factory=list)
     """(key, value) in produce order; key = recipient."""
+    kinds: list[str] = field(default_factory=list)
+    """The class (MIX name) of each message, in the same order."""
     classes: Counter[str] = field(default_factory=Counter)
     hard_pairs: set[tuple[str, str]] = field(default_factory=set)
     """Distinct (address, tenant) pairs that bounced hard: the expected suppressions."""
@@ -214,9 +218,16 @@ def templates() -> list[tuple[str, int, str, str]]:
     ]
 
 
-def generate(events: int, addresses: int = 20_000, seed: int = 20260302) -> Dataset:
-    """Build `events` attempts over `addresses` recipients; deterministic for a seed."""
+def generate(
+    events: int,
+    addresses: int = 20_000,
+    seed: int = 20260302,
+    tenants: Sequence[str] = TENANTS,
+) -> Dataset:
+    """Build `events` attempts over `addresses` recipients at `tenants` (weighted by
+    TENANT_WEIGHTS when they are TENANTS, evenly otherwise); deterministic for a seed."""
     rng = random.Random(seed)
+    weights_t = TENANT_WEIGHTS if tuple(tenants) == TENANTS else [1] * len(tenants)
     domains = [d for d, _f, _w in DOMAINS]
     family = {d: f for d, f, _w in DOMAINS}
     people = [
@@ -225,8 +236,8 @@ def generate(events: int, addresses: int = 20_000, seed: int = 20260302) -> Data
         for n in range(addresses)
     ]
     # Each recipient is on one tenant's list; 1 in 10 also on a second tenant's.
-    home = rng.choices(TENANTS, weights=TENANT_WEIGHTS, k=addresses)
-    other = [rng.choice(TENANTS) for _ in range(addresses)]
+    home = rng.choices(tenants, weights=weights_t, k=addresses)
+    other = [rng.choice(tenants) for _ in range(addresses)]
     classes = [c for c, _w in MIX]
     weights = [w for _c, w in MIX]
     soft: Counter[tuple[str, str]] = Counter()
@@ -272,6 +283,7 @@ def generate(events: int, addresses: int = 20_000, seed: int = 20260302) -> Data
             "smtp_phase": "RCPT TO" if klass in ("hard", "soft") else "DATA",
         }
         data.messages.append((addr.encode(), orjson.dumps(attempt)))
+        data.kinds.append(klass)
         data.classes[klass] += 1
         data.addresses.add(addr)
         data.text_variants.add(diagnostic)

@@ -65,7 +65,14 @@ class Settings:
     web_port: int = 6066
     """BOUNCEGUARD_WEB_PORT."""
     batch_size: int = 500
-    """BOUNCEGUARD_BATCH_SIZE: most events per batch (one Redis round trip per batch)."""
+    """BOUNCEGUARD_BATCH_SIZE: most Kafka messages taken at once by an agent."""
+    batch_attempts: int = 5000
+    """BOUNCEGUARD_BATCH_ATTEMPTS: most events (attempts, opens, complaints; raw lines for the
+    normalize agent) per unit of work: one Redis round trip, acked as one. Bounds memory and
+    the work redone after a crash whatever the messages carry (arrays of ~100 attempts)."""
+    commit_interval: float = 1.0
+    """BOUNCEGUARD_COMMIT_INTERVAL: seconds between offset commits (faust's default is 2.8;
+    shorter means less work redone after a crash, for one small request per interval)."""
     batch_within: float = 0.2
     """BOUNCEGUARD_BATCH_WITHIN: seconds to wait for a batch to fill."""
     default_policy: str = "default"
@@ -74,8 +81,6 @@ class Settings:
     """BOUNCEGUARD_POLICY_FILE: per-tenant policy file (TOML or YAML)."""
     state_ttl_days: int = 400
     """BOUNCEGUARD_STATE_TTL_DAYS: per-address state expires after this many quiet days."""
-    dedupe_ttl_days: int = 14
-    """BOUNCEGUARD_DEDUPE_TTL_DAYS: how long an event id is remembered (>= input retention)."""
     bounce_log_size: int = 20
     """BOUNCEGUARD_BOUNCE_LOG_SIZE: entries kept in each address's bounce and delivered logs."""
     delivered_log_hours: int = 72

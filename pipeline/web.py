@@ -29,8 +29,8 @@ from pipeline.config import Settings
 from pipeline.core.decode import normalize_address, parse_ts
 from pipeline.core.errors import InvalidInput, Transient
 from pipeline.core.models import Scope
-from pipeline.state import history, inspect
-from pipeline.state.store import Applied
+from pipeline.core.plan import Outcome
+from pipeline.state import history, queries
 from pipeline.stream.app import Runtime
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ async def status(runtime: Runtime, settings: Settings, request: Any, raw: str) -
     check_read(settings, request)
     query = request.query
     tenant = query.get("tenant") or "default"
-    return await inspect.status(runtime.store, address_of(raw), tenant, query.get("list"))
+    return await queries.status(runtime.store, address_of(raw), tenant, query.get("list"))
 
 
 def authorized(settings: Settings, request: Any) -> bool:
@@ -165,7 +165,7 @@ async def reactivate(
     if event is None:
         return {"reactivated": False, "detail": "not suppressed in that scope"}
     try:
-        await asyncio.wait_for(runtime.emitter.emit(Applied(suppressions=[event])), EMIT_TIMEOUT)
+        await asyncio.wait_for(runtime.emitter.emit(Outcome(suppressions=[event])), EMIT_TIMEOUT)
     except TimeoutError as exc:
         # The state is cleared and the event waits in Redis (reactivate.lua's outbox): the
         # same request again re-emits it.

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 FORMATS = ("json", "auto", "postfix", "exim", "pmta", "kumo", "sendmail")
-BATCH = 500
-"""Events per Redis round trip (as the worker's batches)."""
+BATCH = 5000
+"""Events per Redis round trip (the worker's default unit, BOUNCEGUARD_BATCH_ATTEMPTS)."""
 
 
 # The engine options and Store set-up, shared by status, report and sweep.
@@ -58,7 +58,6 @@ def open_store(args: argparse.Namespace) -> Store:
         book,
         namespace=args.namespace or settings.namespace,
         state_ttl_days=settings.state_ttl_days,
-        dedupe_ttl_days=settings.dedupe_ttl_days,
         bounce_log_size=settings.bounce_log_size,
         delivered_log_hours=settings.delivered_log_hours,
     )
@@ -140,9 +139,9 @@ async def _replay(store: Store, args: argparse.Namespace) -> None:
                     batch = []
             await _apply(store, batch)
         if args.sweep and last is not None:
-            from pipeline.state import inspect
+            from pipeline.state import queries
 
-            found = await inspect.sweep(store, last)
+            found = await queries.sweep(store, last)
             _print(found)
             await store.mark_emitted(found)
     finally:
@@ -152,13 +151,15 @@ async def _replay(store: Store, args: argparse.Namespace) -> None:
 async def _apply(store: Store, batch: list[Event]) -> None:
     if not batch:
         return
+    import orjson
+
     applied = await store.apply(batch)
     _print(applied.suppressions)
     for alert in applied.alerts:
-        import orjson
-
         print("alert " + orjson.dumps(alert.to_json()).decode(), file=sys.stderr)
-    await store.mark_emitted(applied.suppressions)
+    for event, _ in applied.failed:
+        print(f"event {event.event_id}: internal_error", file=sys.stderr)
+    await store.mark_emitted(applied.suppressions, applied.alerts)
 
 
 def _print(suppressions: Any) -> None:

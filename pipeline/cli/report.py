@@ -25,10 +25,10 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from pipeline.core.errors import Transient
-    from pipeline.state import inspect
+    from pipeline.state import queries
 
     try:
-        rows = with_store(args, lambda store: inspect.report(store, args.tenant))
+        rows = with_store(args, lambda store: queries.report(store, args.tenant))
     except Transient as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1

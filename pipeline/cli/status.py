@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pipeline.core.decode import normalize_address
     from pipeline.core.errors import InvalidInput, Transient
-    from pipeline.state import inspect
+    from pipeline.state import queries
 
     try:
         address = normalize_address(args.address)
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         view = with_store(
-            args, lambda store: inspect.status(store, address, args.tenant, args.list_id)
+            args, lambda store: queries.status(store, address, args.tenant, args.list_id)
         )
     except Transient as exc:
         print(f"status: {exc}", file=sys.stderr)

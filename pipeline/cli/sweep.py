@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import Settings
     from pipeline.core.decode import parse_ts
     from pipeline.core.errors import InvalidInput, Transient
-    from pipeline.state import history, inspect
+    from pipeline.state import queries
 
     try:
         at = parse_ts(args.at) if args.at else datetime.now(UTC)
@@ -51,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
     try:
-        found = with_store(args, lambda store: inspect.sweep(store, at, args.tenant))
+        found = with_store(args, lambda store: queries.sweep(store, at, args.tenant))
         for s in found:
             print(orjson.dumps(s.to_json()).decode(), flush=True)
         if found and not args.print_only:
             produce(settings, found)
-            with_store(args, lambda store: history.mark_emitted_and_record(store, found))
+            with_store(args, lambda store: store.mark_emitted(found))
     except Transient as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 1

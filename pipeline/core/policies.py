@@ -143,6 +143,9 @@ class Policy:
     """Extra categories the bounce count counts whatever their class (listrak: challenge)."""
     source: str = ""
     """Where the numbers come from."""
+    keep_delivered_log: bool = False
+    """Keep each address's "250 ok" records for a short time (seed 003's activity report);
+    every other policy keeps no record of a delivery beyond the reset it causes."""
 
     def rule(self, rule_id: str) -> Rule:
         """Return the rule with this id; raise KeyError when there is none."""
@@ -202,6 +205,7 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
             bounce_classes=frozenset(BounceClass(c) for c in data.get("bounce_classes", ())),
             bounce_categories=frozenset(Category(c) for c in data.get("bounce_categories", ())),
             source=str(data.get("source", "")),
+            keep_delivered_log=bool(data.get("delivered_log", False)),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"bad policy data: {exc!r}") from exc

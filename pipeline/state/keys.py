@@ -1,21 +1,65 @@
-"""Redis key builders. Every key of one address shares the Cluster hash tag `{address}`, so
-each script touches one slot (no CROSSSLOT errors on Redis Cluster).
+"""Redis key builders and the shape of what they hold. Every key of one address shares the
+Cluster hash tag `{address}`, so one address group is one slot.
 
 Layout (NS = the namespace, e.g. "bg"):
-  NS:{addr}:t:<tenant>            hash    tenant-scope state: counters, suppression, dlv, eng
-  NS:{addr}:t:<tenant>:l:<list>   hash    list-scope state (listrak), same fields
-  NS:{addr}:g                     hash    global-scope state (bsd's global setting)
-  NS:{addr}:e:<event_id>          string  dedupe marker of one counted event (its decision)
-  NS:{addr}:log                   list    bounce log: last N non-delivered events, newest first
-  NS:{addr}:ok                    list    delivered log: last N "250 ok" records, short TTL
-  NS:{tenant:<tenant>}:rate       hash    per-day delivered / complaint counts of a tenant
-  NS:{tenant:<tenant>}:history    zset    the tenant's suppression events, by event time
+  NS:{addr}:t:<tenant>            string  scope document: tenant scope, and the tenant's
+                                          replay guard and pending events (the "home")
+  NS:{addr}:t:<tenant>:l:<list>   string  scope document of a list scope (listrak)
+  NS:{addr}:g                     string  scope document of the global scope (bsd's setting)
+  NS:{addr}:log                   list    bounce log: last N non-delivered events, newest
+                                          first, each "<digest>\t<compact entry JSON>"
+  NS:{addr}:ok                    list    delivered log, only for policies that keep one
+                                          (seed 003), short TTL
+  NS:{tenant:<t>}:sent:<day>      HLL     delivered identities of a tenant with a rate rule
+  NS:{tenant:<t>}:rate:<rule>:<day> set   matching identities (e.g. complaints)
+  NS:{tenant:<t>}:alerts          hash    <rule>:<day> -> p (pending) | s (sent)
+  NS:{tenant:<t>}:history         zset    the tenant's suppression events, by event time
+  NS:schedule:<run>               string  a scheduled job that ran (pipeline.state.schedule)
+No key per event: exactly-once lives inside the scope documents.
+
+Fields of a scope document: 13 digits (latest delivery, ms of event time, zero-padded:
+a delivery rewrites only these bytes), then JSON with, each only when set:
+  e     latest open or click (ms);  es  the 16 newest open times, newest first
+  s     suppression {rule, reason, ts, ev (trigger event id), n (count), t (threshold)}
+  bn    bounce count: one entry per send [send, first ts, latest ts, category, digest]
+  k     rule trackers by rule id (consecutive: as bn; confirmations: [ts, digest];
+        retry_window: {campaign: [[ts, digest]...]});  b  consecutive breakers [send, ts]
+  lt    latest non-delivered event time counted;  r  reactivation floor (events at or
+        before it count no more)
+  seen  (home only) the newest non-delivered events as [ts, digest], ascending: the replay
+        guard; p (home only) {digest: decisions} suppressions not yet confirmed emitted
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
 from pipeline.core.models import Scope
-from pipeline.core.policy_plan import NO_LIST
+from pipeline.core.wire import NO_LIST
+
+HEAD = 13
+"""Digits of the delivery time at the start of a scope document."""
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A scope document as read by Python: delivery time and the JSON fields."""
+
+    delivered: int
+    fields: dict[str, Any]
+
+
+def read_doc(raw: bytes | str | None) -> Doc:
+    """Decode a scope document (an absent key is an empty one)."""
+    if not raw:
+        return Doc(0, {})
+    if isinstance(raw, str):
+        raw = raw.encode()
+    fields = orjson.loads(raw[HEAD:])
+    return Doc(int(raw[:HEAD]), fields if isinstance(fields, dict) else {})
 
 
 def state(ns: str, address: str, tenant: str) -> str:
@@ -32,11 +76,6 @@ def scope_state(ns: str, address: str, tenant: str, scope: Scope, list_id: str |
     return state(ns, address, tenant)
 
 
-def seen(ns: str, address: str, event_id: str) -> str:
-    """Key of the dedupe marker of `event_id` (kept under the address's hash tag)."""
-    return f"{ns}:{{{address}}}:e:{event_id}"
-
-
 def bounce_log(ns: str, address: str) -> str:
     """Key of the bounce log of `address`."""
     return f"{ns}:{{{address}}}:log"
@@ -45,11 +84,6 @@ def bounce_log(ns: str, address: str) -> str:
 def delivered_log(ns: str, address: str) -> str:
     """Key of the short-lived delivered log of `address`."""
     return f"{ns}:{{{address}}}:ok"
-
-
-def tenant_rate(ns: str, tenant: str) -> str:
-    """Key of a tenant's per-day rate counters (its own hash tag, one slot per tenant)."""
-    return f"{ns}:{{tenant:{tenant}}}:rate"
 
 
 def history(ns: str, tenant: str) -> str:
@@ -78,3 +112,8 @@ def parse_state(ns: str, key: str) -> tuple[str, str, str | None] | None:
     address, _, rest = key[len(prefix) :].partition("}:t:")
     tenant, _, list_id = rest.partition(":l:")
     return address, tenant, (list_id or None)
+
+
+def schedule(ns: str, run: str) -> str:
+    """Key of the marker of a scheduled run (pipeline.state.schedule)."""
+    return f"{ns}:schedule:{run}"

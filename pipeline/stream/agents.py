@@ -2,54 +2,34 @@
 the engine, plus the scheduled count-threshold sweep.
 
 Every agent runs with concurrency=1 (faust-streaming #606: with more, faust commits offsets
-past events still in flight, which are lost after a crash) and reads in batches with
-`take_events`; the body of every batch is `EventBatch.process` (pipeline.stream.apply), whose
-module docstring states the order of the steps that makes a batch safe to ack.
+past events still in flight, which are lost after a crash) and consumes through
+`pipeline.stream.batch.run_batches` (two units in flight, each acked once durable); the body
+of every unit is `EventBatch` (pipeline.stream.apply), whose module docstring states the
+order of the steps that makes a unit safe to ack.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.core.decode import decode_attempts
 from pipeline.core.messages import decode_engagement, decode_feedback
+from pipeline.core.plan import Outcome
 from pipeline.core.policies import RuleKind
-from pipeline.state import inspect as state_inspect
-from pipeline.state import schedule
-from pipeline.state.store import Applied, Store
+from pipeline.state import queries, schedule
+from pipeline.state.store import Store
 from pipeline.stream.apply import Decoder, Emitter, EventBatch
+from pipeline.stream.batch import run_batches
 from pipeline.stream.retry import retry_transient
 from pipeline.stream.topics import AppTopics
 
 log = logging.getLogger(__name__)
 SWEEP_CHECK_SECONDS = 3600.0
 """How often the leader checks whether the current sweep period has run (see _sweep)."""
-
-
-@contextmanager
-def unacked_on_cancel(events: Sequence[Any]) -> Iterator[None]:
-    """Keep a batch unacked when its processing is cancelled (worker shutdown mid-retry).
-
-    faust's take_events acks the buffered events in a `finally:` after the yield, so closing
-    the generator on shutdown would ack, and then commit, a batch that never reached Redis or
-    Kafka. Marking the messages as already acked makes that final ack a no-op (faust's
-    Message.ack returns early for acked messages), so their offsets are never committed and
-    the next worker reads them again. Only the BaseException path does this: a normal return
-    leaves the ack to faust. (With faust-streaming 0.15.3 our SIGTERM-during-outage test also
-    passes without this guard, since the consumer stops before the generator is closed; the
-    guard stays because the finally-ack is in faust's code and nothing promises that order.)
-    """
-    try:
-        yield
-    except BaseException:
-        for event in events:
-            event.message.acked = True
-        raise
 
 
 def _attempts(raw: bytes, received: datetime) -> Sequence[Any]:
@@ -72,7 +52,13 @@ def attach(app: Any, settings: Settings, topics: AppTopics, store: Store, emitte
         ("feedback", topics.feedback, topics.feedback_deadletter, _feedback),
     ]
     for name, source, deadletter, decode in inputs:
-        batch = EventBatch(store, emitter, decode=decode, deadletter_topic=deadletter)
+        batch = EventBatch(
+            store,
+            emitter,
+            decode=decode,
+            deadletter_topic=deadletter,
+            max_events=settings.batch_attempts,
+        )
         _agent(app, settings, name, source, batch)
     if settings.sweep_interval_days > 0 and any(
         p.has_kind(RuleKind.COUNT_THRESHOLD) for p in store.book.policies()
@@ -82,9 +68,7 @@ def attach(app: Any, settings: Settings, topics: AppTopics, store: Store, emitte
 
 def _agent(app: Any, settings: Settings, name: str, source: Any, batch: EventBatch) -> None:
     async def agent(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
-            with unacked_on_cancel(events):
-                await batch.process(events)
+        await run_batches(stream, batch, take=settings.batch_size, within=settings.batch_within)
 
     agent.__name__ = agent.__qualname__ = name  # faust names the agent after the function
     app.agent(source, name=name, concurrency=1)(agent)
@@ -114,7 +98,7 @@ async def _sweep_once(store: Store, emitter: Emitter, interval: float) -> None:
     run = f"every{interval:.0f}s:{at.timestamp() // interval:.0f}"
     if await retry_transient("sweep", lambda: schedule.is_done(store, run)):
         return
-    found = await retry_transient("sweep", lambda: state_inspect.sweep(store, at, run=run))
-    await emitter.emit(Applied(suppressions=found))
+    found = await retry_transient("sweep", lambda: queries.sweep(store, at, run=run))
+    await emitter.emit(Outcome(suppressions=found))
     await retry_transient("sweep", lambda: schedule.mark_done(store, run, interval * 2))
     log.info("sweep done run=%s suppressed=%d", run, len(found))

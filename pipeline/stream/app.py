@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> Runtime:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
+        broker_commit_interval=settings.commit_interval,
         # State lives in Redis; faust tables (and their changelog recovery, faust #596) unused.
         store="memory://",
         web_tables_enabled=False,
@@ -51,7 +52,6 @@ def create_app(settings: Settings) -> Runtime:
         load_book(settings.default_policy, settings.policy_file),
         namespace=settings.namespace,
         state_ttl_days=settings.state_ttl_days,
-        dedupe_ttl_days=settings.dedupe_ttl_days,
         bounce_log_size=settings.bounce_log_size,
         delivered_log_hours=settings.delivered_log_hours,
     )

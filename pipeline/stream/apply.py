@@ -1,36 +1,39 @@
-"""One batch of one input topic through the policy engine: the agents' shared body.
+"""One unit of one input topic through the policy engine: the policy agents' batch body.
 
 The order of the steps is the durability contract (STYLE.md; quix's Checkpoint.commit):
 
-  1. Decode and validate. Anything invalid goes to the topic's dead-letter topic; await it.
-  2. `Store.apply`: one Redis round trip; the Lua scripts dedupe by event id, so processing
-     a batch again after a crash counts nothing twice.
+  1. Decode and validate (`units`, while the previous unit is in Redis). Anything invalid
+     goes to the topic's dead-letter topic; await it.
+  2. Plan in the core, run the plan in Redis (one round trip), read the replies in the core.
+     The functions remember what they counted, so a unit processed again after a crash
+     counts nothing twice. An event the functions could not process is dead-lettered alone.
   3. Send the suppression events (deterministic ids) and tenant alerts; await delivery.
-  4. Mark the suppressions as emitted and add them to the tenants' histories (a crash before
-     this re-emits the same events, never loses one).
-  5. Return, and only then does faust ack the batch and let the offset move.
+  4. Mark them emitted and add them to the tenants' histories (a crash before this
+     re-emits the same events, never loses one).
+  5. Return; only then does the loop (pipeline.stream.batch) ack the unit's messages.
 
-A transient Redis or Kafka error is retried with backoff inside the loop, never acked. No
-exception escapes (faust would restart the agent and can skip the failing offset, faust
-#315): an unexpected error falls back to one event at a time, and the one event that causes
-it is dead-lettered with reason internal_error.
+A transient Redis or Kafka error is retried with backoff, never acked. No exception escapes
+(faust would restart the agent and can skip the failing offset, faust #315): an unexpected
+error falls back to one message at a time, and the one message that causes it is
+dead-lettered with reason internal_error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from pipeline.core.errors import InvalidInput, Reason
-from pipeline.core.events import Event, Feedback
-from pipeline.core.models import Attempt, SenderAlert, Suppression
-from pipeline.state import history
-from pipeline.state.store import Applied, Store
+from pipeline.core.events import Event
+from pipeline.core.models import SenderAlert, Suppression
+from pipeline.core.plan import BatchPlan, Outcome
+from pipeline.state.store import Store
 from pipeline.stream import deadletter, faults, metrics
 from pipeline.stream.retry import retry_transient
 
@@ -41,7 +44,7 @@ Decoder = Callable[[bytes, datetime], Sequence[Event]]
 
 
 class Emitter:
-    """Sends what the engine decided to Kafka, then records it in Redis (steps 3 and 4)."""
+    """Sends what the engine decided to Kafka, then confirms it in Redis (steps 3 and 4)."""
 
     def __init__(
         self, store: Store, suppressions: Any, alerts: Any, *, fault_point: str | None = None
@@ -51,21 +54,23 @@ class Emitter:
         self.alerts = alerts
         self.fault_point = fault_point
 
-    async def emit(self, applied: Applied) -> None:
-        """Deliver `applied` to Kafka (acks awaited) and mark it emitted; retries transient
-        errors forever, so returning means it is durable."""
-        if not applied.suppressions and not applied.alerts:
+    async def emit(self, outcome: Outcome) -> None:
+        """Deliver `outcome`'s suppressions and alerts to Kafka (acks awaited) and mark them
+        emitted; retries transient errors forever, so returning means it is durable."""
+        if not outcome.suppressions and not outcome.alerts:
             return
         faults.reach(self.fault_point, "after_redis")
-        await retry_transient("emit", lambda: self._send(applied))
+        await retry_transient("emit", lambda: self._send(outcome))
         faults.reach(self.fault_point, "after_emit")
-        await retry_transient("mark", lambda: self._mark(applied.suppressions))
+        await retry_transient(
+            "mark", lambda: self.store.mark_emitted(outcome.suppressions, outcome.alerts)
+        )
 
-    async def _send(self, applied: Applied) -> None:
-        futures = [await self._send_suppression(s) for s in applied.suppressions]
-        futures += [await self._send_alert(a) for a in applied.alerts]
+    async def _send(self, outcome: Outcome) -> None:
+        futures = [await self._send_suppression(s) for s in outcome.suppressions]
+        futures += [await self._send_alert(a) for a in outcome.alerts]
         await asyncio.gather(*futures)
-        for s in applied.suppressions:
+        for s in outcome.suppressions:
             metrics.count_suppression(s)
             log.info(
                 "%s rule=%s reason=%s tenant=%s id=%s",
@@ -75,7 +80,7 @@ class Emitter:
                 s.tenant,
                 s.event_id,
             )
-        for a in applied.alerts:
+        for a in outcome.alerts:
             metrics.count_sender_alert(a)
             log.warning("sender alert rule=%s tenant=%s rate=%.4f", a.rule, a.tenant, a.rate)
 
@@ -85,58 +90,127 @@ class Emitter:
     async def _send_alert(self, a: SenderAlert) -> Any:
         return await self.alerts.send(key=a.tenant.encode(), value=orjson.dumps(a.to_json()))
 
-    async def _mark(self, suppressions: Sequence[Suppression]) -> None:
-        await history.mark_emitted_and_record(self.store, suppressions)
+
+@dataclass
+class Unit:
+    """Some consecutive messages of one topic, decoded and planned."""
+
+    messages: list[Any]
+    events: list[Event] = field(default_factory=list)
+    origin: list[Any] = field(default_factory=list)
+    """Per event of `events`, the message it came from."""
+    dead: list[tuple[Any, InvalidInput]] = field(default_factory=list)
+    plan: BatchPlan | None = None
+    failure: Exception | None = None
+    """An unexpected error while decoding or planning (the unit falls back)."""
 
 
 class EventBatch:
-    """Processes one batch of events of one topic (an agent's loop body)."""
+    """The body of one policy agent (see pipeline.stream.batch.BatchBody)."""
 
     def __init__(
-        self, store: Store, emitter: Emitter, *, decode: Decoder, deadletter_topic: Any
+        self,
+        store: Store,
+        emitter: Emitter,
+        *,
+        decode: Decoder,
+        deadletter_topic: Any,
+        max_events: int = 5000,
     ) -> None:
         self.store = store
         self.emitter = emitter
         self.decode = decode
         self.deadletter_topic = deadletter_topic
+        self.max_events = max_events
 
-    async def process(self, events: Sequence[Any]) -> None:
-        """Run steps 1-4 for faust `events`; returns only when all of them are durably
-        handled (so faust may ack them)."""
-        metrics.BATCH_SIZE.observe(len(events))
+    def units(self, messages: Sequence[Any]) -> Iterator[Unit]:
+        """Cut `messages` into units of at most `max_events` events (a message is never
+        split), each decoded and planned when it is asked for."""
+        if messages:  # one agent, one topic: count the batch once, not per event
+            metrics.EVENTS_CONSUMED.labels(messages[0].message.topic).inc(len(messages))
+        unit = Unit([])
+        for message in messages:
+            unit.messages.append(message)
+            try:
+                decoded = self.decode(_value(message), _received(message))
+            except InvalidInput as exc:
+                unit.dead.append((message, exc))
+            except Exception as exc:
+                unit.failure = unit.failure or exc
+            else:
+                unit.events.extend(decoded)
+                unit.origin.extend([message] * len(decoded))
+            if len(unit.events) >= self.max_events:
+                yield self._planned(unit)
+                unit = Unit([])
+        if unit.messages:
+            yield self._planned(unit)
+
+    def _planned(self, unit: Unit) -> Unit:
+        if unit.failure is None:
+            try:
+                unit.plan = self.store.plan(unit.events)
+            except Exception as exc:
+                unit.failure = exc
+        return unit
+
+    def messages_of(self, unit: Unit) -> Sequence[Any]:
+        """The faust events of `unit`."""
+        return unit.messages
+
+    async def finish(self, unit: Unit) -> None:
+        """Run steps 1-4 for `unit`; returns only when all of it is durably handled."""
+        metrics.BATCH_SIZE.observe(len(unit.events))
         try:
-            await metrics.timed(metrics.BATCH_SECONDS, self._process(events))
+            if unit.failure is not None:
+                raise unit.failure
+            await metrics.timed(metrics.BATCH_SECONDS, self._finish(unit))
         except Exception as exc:
             # The exception's text may quote the input (an address): type at ERROR, the
             # traceback only at DEBUG (no address at INFO or above, STYLE.md habit 10).
             log.debug("internal error", exc_info=True)
-            if len(events) == 1:
-                error = InvalidInput(Reason.INTERNAL, "internal error")
-                await deadletter.send_dead_letter(self.deadletter_topic, events[0], error)
-                log.error("event dead-lettered reason=internal_error error=%s", type(exc).__name__)
-                return
-            log.error("batch failed error=%s; processing its events one by one", type(exc).__name__)
-            for event in events:
-                await self.process([event])
+            await self._fallback(unit.messages, exc)
 
-    async def _process(self, events: Sequence[Any]) -> None:
-        decoded: list[Event] = []
-        dead = []
-        if events:  # one agent, one topic: count the batch once, not per event
-            metrics.EVENTS_CONSUMED.labels(events[0].message.topic).inc(len(events))
-        for event in events:
-            try:
-                decoded.extend(self.decode(_value(event), _received(event)))
-            except InvalidInput as exc:
-                dead.append(deadletter.send_dead_letter(self.deadletter_topic, event, exc))
-        await asyncio.gather(*dead)
-        metrics.count_attempts(e for e in decoded if isinstance(e, Attempt))
-        metrics.count_feedback(e for e in decoded if isinstance(e, Feedback))
-        applied = await retry_transient(
-            "redis", lambda: metrics.timed(metrics.REDIS_SECONDS, self.store.apply(decoded))
+    async def _finish(self, unit: Unit) -> None:
+        assert unit.plan is not None
+        plan = unit.plan
+        await asyncio.gather(
+            *(deadletter.send_dead_letter(self.deadletter_topic, m, e) for m, e in unit.dead)
         )
-        metrics.observe_decision_lag(decoded)
-        await self.emitter.emit(applied)
+        metrics.count_planned(plan.events, plan.verdicts)
+        replies = await retry_transient(
+            "redis", lambda: metrics.timed(metrics.REDIS_SECONDS, self.store.run(plan.calls))
+        )
+        outcome = self.store.read(plan, replies)
+        metrics.observe_decision_lag(plan.events)
+        await self._dead_letter_failed(unit, outcome)
+        await self.emitter.emit(outcome)
+
+    async def _dead_letter_failed(self, unit: Unit, outcome: Outcome) -> None:
+        """An event the functions failed on goes to the dead-letter topic on its own (the
+        rest of its message was applied)."""
+        for event, error in outcome.failed:
+            message = unit.origin[unit.events.index(event)]
+            log.error("event dead-lettered reason=internal_error error=%s", error[:80])
+            raw = orjson.dumps(_event_json(event))
+            invalid = InvalidInput(Reason.INTERNAL, "internal error")
+            await deadletter.send_dead_letter(self.deadletter_topic, message, invalid, raw=raw)
+
+    async def _fallback(self, messages: Sequence[Any], exc: Exception) -> None:
+        if len(messages) == 1:
+            error = InvalidInput(Reason.INTERNAL, "internal error")
+            await deadletter.send_dead_letter(self.deadletter_topic, messages[0], error)
+            log.error("event dead-lettered reason=internal_error error=%s", type(exc).__name__)
+            return
+        log.error("batch failed error=%s; processing its messages one by one", type(exc).__name__)
+        for message in messages:
+            for unit in self.units([message]):
+                await self.finish(unit)
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    """The event as a replay line (`bounceguard replay` reads the dead letter back)."""
+    return {"type": "attempt", **event.to_json()}
 
 
 def _value(event: Any) -> bytes:

@@ -45,11 +45,15 @@ def envelope(raw: bytes, error: InvalidInput, *, topic: str, partition: int, off
     return orjson.dumps(doc)
 
 
-async def send_dead_letter(topic: Any, event: Any, error: InvalidInput) -> None:
+async def send_dead_letter(
+    topic: Any, event: Any, error: InvalidInput, *, raw: bytes | None = None
+) -> None:
     """Send faust `event` (raw bytes value) to dead-letter `topic` with `error`'s reason and
-    wait for the broker's ack, retrying transient Kafka errors; count it in the metrics."""
+    wait for the broker's ack, retrying transient Kafka errors; count it in the metrics.
+    `raw` replaces the message's bytes (one event of an array message)."""
     msg = event.message
     value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+    value = value if raw is None else raw
     body = envelope(value, error, topic=msg.topic, partition=msg.partition, offset=msg.offset)
 
     async def send() -> None:

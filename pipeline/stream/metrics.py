@@ -15,15 +15,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections import Counter as Tally
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-from pipeline.core.classify import classify_attempt
-from pipeline.core.events import Event, Feedback
-from pipeline.core.models import Action, Attempt, SenderAlert, Suppression
+from pipeline.core.events import Event
+from pipeline.core.models import Action, Attempt, Classification, SenderAlert, Suppression
 
 T = TypeVar("T")
 OTHER = "other"
@@ -188,25 +188,23 @@ ATTEMPTS_PRODUCED = Counter(
 )
 
 
-def count_attempts(attempts: Iterable[Attempt]) -> None:
-    """Count `attempts` by outcome, class and category, globally and per (capped) tenant.
-    Classifies with the cached classifier (~1 µs a repeat), the same verdict the state layer
-    reaches."""
-    for attempt in attempts:
-        verdict = classify_attempt(attempt)
+def count_planned(events: Sequence[Event], verdicts: Sequence[Classification | None]) -> None:
+    """Count a planned batch's attempts by outcome, class and category, and its attempts and
+    feedback per (capped) tenant (the complaint-rate panels' numerator and denominator).
+    Tallied first, so each label set is incremented once per batch, not once per event."""
+    attempts: Tally[tuple[str, str, str]] = Tally()
+    tenants: Tally[tuple[str, str, str]] = Tally()
+    for event, verdict in zip(events, verdicts, strict=True):
+        if verdict is None:
+            continue
         klass, category = verdict.bounce_class.value, verdict.category.value
-        ATTEMPTS.labels(attempt.outcome.value, klass, category).inc()
-        TENANT_EVENTS.labels(TENANTS.label(attempt.tenant), klass, category).inc()
-
-
-def count_feedback(events: Iterable[Feedback]) -> None:
-    """Count complaints and unsubscribes per (capped) tenant: the numerator of the
-    complaint-rate panels and alerts (attempts of class delivered are the denominator)."""
-    for event in events:
-        verdict = event.classification()
-        TENANT_EVENTS.labels(
-            TENANTS.label(event.tenant), verdict.bounce_class.value, verdict.category.value
-        ).inc()
+        if isinstance(event, Attempt):
+            attempts[(event.outcome.value, klass, category)] += 1
+        tenants[(event.tenant, klass, category)] += 1
+    for labels, n in attempts.items():
+        ATTEMPTS.labels(*labels).inc(n)
+    for (tenant, klass, category), n in tenants.items():
+        TENANT_EVENTS.labels(TENANTS.label(tenant), klass, category).inc(n)
 
 
 def count_suppression(event: Suppression) -> None:

@@ -5,8 +5,9 @@ Responsibilities:
   or a JSON object whose `message` (Vector, Filebeat) or `log` (Fluent Bit) field is the line,
   with optional `tenant`, `host` and `file` fields (`unwrap`);
 - parse the line with the core parsers (`auto`), one stateful parser per log stream;
-- produce each attempt to `delivery.attempts` keyed by its normalized recipient, so one
-  address's events stay in order on one partition for the count agent;
+- produce the attempts to `delivery.attempts` as JSON arrays per partition, each to the
+  partition its recipients' key picks, so one address's events stay in order on one
+  partition for the count agent (and pay faust's per-message cost once per array);
 - dead-letter what cannot be read to `mta.log.raw.deadletter` with its reason.
 
 Partitioning (a requirement on shippers): PowerMTA's CSV header and Postfix's memory of
@@ -19,11 +20,12 @@ host/file (wrapper) or key. After a restart or a rebalance the parsers start emp
 file whose header was read before the committed offset is read with the default columns until
 its next header, and an `expired` line whose deferrals were read before is skipped.
 
-Order inside a batch (STYLE.md, as in `agents.py`):
-  1. Parse every event. A bad one goes to the dead-letter topic; await delivery.
+Order inside a unit (STYLE.md, as in `apply.py`; the loop is pipeline.stream.batch):
+  1. Parse every line (while the previous unit is being produced). A bad one goes to the
+     dead-letter topic; await delivery.
   2. Produce the attempts and await every delivery (retried with backoff on Kafka errors).
-  3. Return, and only then does faust ack the batch.
-A crash between 2 and 3 re-reads the batch and produces its attempts again with the same event
+  3. Return, and only then are the unit's messages acked.
+A crash between 2 and 3 re-reads the unit and produces its attempts again with the same event
 ids (they come from the log line), so the count agent's dedupe makes the copies no-ops.
 """
 
@@ -32,8 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,8 +48,9 @@ from pipeline.core.models import Attempt
 from pipeline.core.parsing import LogParser, make_parser
 from pipeline.core.parsing.kumomta import KNOWN_TYPES
 from pipeline.stream import deadletter, metrics
-from pipeline.stream.agents import unacked_on_cancel
+from pipeline.stream.batch import run_batches
 from pipeline.stream.retry import retry_transient
+from pipeline.stream.shipper import PartitionBatcher, partition_for
 from pipeline.stream.topics import AppTopics
 
 log = logging.getLogger(__name__)
@@ -125,53 +128,85 @@ def _tenant(doc: Mapping[str, Any]) -> str | None:
     return value
 
 
+@dataclass
+class LineUnit:
+    """Consecutive raw-topic messages, parsed: per message its attempts or its error."""
+
+    messages: list[Any] = field(default_factory=list)
+    parsed: list[list[Attempt] | InvalidInput] = field(default_factory=list)
+
+
 class NormalizeBatch:
-    """Processes one batch of `mta.log.raw` events (the normalize agent's body).
+    """The normalize agent's body (see pipeline.stream.batch.BatchBody).
 
     Holds the stateful parsers, one per (partition, tenant, source, year), least recently
     used dropped first beyond MAX_STREAMS. The year is part of the key because classic syslog
     stamps have none: a parser made in December must not stamp January's lines.
     """
 
-    def __init__(self, topics: AppTopics, *, default_tenant: str = "default") -> None:
+    def __init__(
+        self, app: Any, topics: AppTopics, *, default_tenant: str = "default", max_lines: int = 5000
+    ) -> None:
+        self.app = app
         self.topics = topics
         self.default_tenant = default_tenant
+        self.max_lines = max_lines
         self._parsers: OrderedDict[tuple[int, str, str, int], LogParser] = OrderedDict()
+        self._partitions: list[int] | None = None
 
-    async def process(self, events: Sequence[Any]) -> None:
-        """Run steps 1-2 for `events`; returns only when every attempt and dead letter of
-        them has been acknowledged by the broker. Never raises except on cancellation."""
-        metrics.BATCH_SIZE.observe(len(events))
+    def units(self, messages: Sequence[Any]) -> Iterator[LineUnit]:
+        """Parse `messages` in units of at most `max_lines` lines (step 1's CPU half)."""
+        if messages:
+            metrics.EVENTS_CONSUMED.labels(self.topics.raw.get_topic_name()).inc(len(messages))
+        unit = LineUnit()
+        for message in messages:
+            unit.messages.append(message)
+            try:
+                unit.parsed.append(self.parse(message))
+            except InvalidInput as exc:
+                unit.parsed.append(exc)
+            if len(unit.messages) >= self.max_lines:
+                yield unit
+                unit = LineUnit()
+        if unit.messages:
+            yield unit
+
+    def messages_of(self, unit: LineUnit) -> Sequence[Any]:
+        """The faust events of `unit`."""
+        return unit.messages
+
+    async def finish(self, unit: LineUnit) -> None:
+        """Dead-letter the bad lines, produce the attempts as arrays per partition and await
+        every delivery. Never raises except on cancellation."""
+        metrics.BATCH_SIZE.observe(len(unit.messages))
         try:
-            await self._process(events)
+            await self._finish(unit)
         except Exception as exc:
-            # Not reachable by bad input (parsing catches per event); a bug or a non-retriable
+            # Not reachable by bad input (parsing catches per line); a bug or a non-retriable
             # broker answer. Dead-letter rather than let faust skip the batch (faust #315).
             # Type only at ERROR: the exception's text may quote an address (STYLE.md 10).
             log.debug("normalize batch failure", exc_info=True)
-            if len(events) == 1:
+            if len(unit.messages) == 1:
                 log.error("normalize failed error=%s; dead-lettering the line", type(exc).__name__)
-                await self._dead_letter(events[0], InvalidInput(Reason.INTERNAL, "internal error"))
+                await self._dead_letter(
+                    unit.messages[0], InvalidInput(Reason.INTERNAL, "internal error")
+                )
                 return
-            # One line at a time, so only the line that fails is dead-lettered. Parsers are
-            # stateful, but a line that already went through one adds nothing on a second pass
-            # (its attempts carry the same deterministic ids, which the counters dedupe).
+            # One line at a time (already parsed: the parsers are not fed twice), so only the
+            # line that fails is dead-lettered.
             log.error(
                 "normalize batch failed error=%s; retrying its lines one by one", type(exc).__name__
             )
-            for event in events:
-                await self.process([event])
+            for message, parsed in zip(unit.messages, unit.parsed, strict=True):
+                await self.finish(LineUnit([message], [parsed]))
 
-    async def _process(self, events: Sequence[Any]) -> None:
+    async def _finish(self, unit: LineUnit) -> None:
         attempts: list[Attempt] = []
         dead = []
-        metrics.EVENTS_CONSUMED.labels(self.topics.raw.get_topic_name()).inc(len(events))
-        for event in events:
-            try:
-                parsed = self.parse(event)
-            except InvalidInput as exc:
+        for message, parsed in zip(unit.messages, unit.parsed, strict=True):
+            if isinstance(parsed, InvalidInput):
                 metrics.RAW_LINES.labels("dead_letter").inc()
-                dead.append(self._dead_letter(event, exc))
+                dead.append(self._dead_letter(message, parsed))
                 continue
             metrics.RAW_LINES.labels("attempts" if parsed else "skipped").inc()
             attempts.extend(parsed)
@@ -210,13 +245,35 @@ class NormalizeBatch:
         return parser
 
     async def _produce(self, attempts: Sequence[Attempt]) -> None:
+        """Send `attempts` as JSON arrays, one or more per partition, each to the partition
+        its recipients' key would pick (as `bounceguard ship` does): the count agent reads
+        an address's attempts in order on one partition, at a fraction of the per-message
+        cost of one message each."""
+        if not attempts:
+            return
+        partitions = await self._attempt_partitions()
+        batcher = PartitionBatcher()
+        ready: list[tuple[int, bytes]] = []
+        for a in attempts:
+            partition = partition_for(a.recipient.encode(), partitions)
+            ready += batcher.add(partition, orjson.dumps(a.to_json()))
+        ready += batcher.drain()
         futures = [
-            await self.topics.attempts.send(
-                key=a.recipient.encode(), value=orjson.dumps(a.to_json())
-            )
-            for a in attempts
+            await self.topics.attempts.send(value=body, partition=partition)
+            for partition, body in ready
         ]
         await asyncio.gather(*futures)
+
+    async def _attempt_partitions(self) -> list[int]:
+        """The partitions of `delivery.attempts`, from the producer's metadata (cached: a
+        topic's partition count changes only with a redeploy, which restarts the workers)."""
+        if self._partitions is None:
+            # faust's Producer keeps the aiokafka producer behind _ensure_producer; aiokafka's
+            # partitions_for waits for the topic's metadata.
+            producer = self.app.producer._ensure_producer()
+            found = await producer.partitions_for(self.topics.attempts.get_topic_name())
+            self._partitions = sorted(found)
+        return self._partitions
 
     async def _dead_letter(self, event: Any, error: InvalidInput) -> None:
         await deadletter.send_dead_letter(self.topics.raw_deadletter, event, error)
@@ -224,10 +281,10 @@ class NormalizeBatch:
 
 def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
     """Attach the normalize agent (`mta.log.raw` -> `delivery.attempts`) to `app`."""
-    batch = NormalizeBatch(topics, default_tenant=settings.raw_tenant)
+    batch = NormalizeBatch(
+        app, topics, default_tenant=settings.raw_tenant, max_lines=settings.batch_attempts
+    )
 
     @app.agent(topics.raw, concurrency=1)  # type: ignore[untyped-decorator]
     async def normalize(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
-            with unacked_on_cancel(events):
-                await batch.process(events)
+        await run_batches(stream, batch, take=settings.batch_size, within=settings.batch_within)

@@ -14,6 +14,7 @@ import redis
 from kafka import KafkaProducer
 
 from pipeline.config import Settings
+from pipeline.state import keys
 from tests.integration.conftest import WorkerProcess, read_topic, send, wait_for
 from tests.integration.test_worker import attempt
 
@@ -63,7 +64,7 @@ def test_an_open_raises_the_soft_bounce_threshold_of_the_default_preset(
     # Topics are consumed independently, so wait until the open is recorded before the
     # bounces come (in production opens arrive live, long before the tenth bounce).
     state = f"{settings.namespace}:{{engaged@example.com}}:t:acme"
-    wait_for(lambda: redis_client.hget(state, "eng") is not None, 30, worker.tail)
+    wait_for(lambda: "e" in keys.read_doc(redis_client.get(state)).fields, 30, worker.tail)
     for who in ("engaged@example.com", "quiet@example.com"):
         for doc in soft_bounces(who, 10):
             send(producer, topics.attempts, doc, key=who)

@@ -12,7 +12,9 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline.config import Settings
+from pipeline.stream.shipper import partition_for
 from tests.integration.conftest import WorkerProcess, read_topic, send
+from tests.integration.test_ship import read_attempts
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +31,11 @@ def produce(producer: KafkaProducer, topic: str, key: str, values: list[bytes]) 
     """Send `values` in order with one key (a shipper keys by host or file)."""
     for value in values:
         send(producer, topic, value, key=key)
+
+
+def flat(messages: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The attempts of (partition, array) messages, in order."""
+    return [a for _, batch in messages for a in batch]
 
 
 def by_address(raw: list[bytes]) -> dict[str, dict[str, Any]]:
@@ -53,7 +60,7 @@ def test_raw_lines_of_four_mtas_become_attempts_and_suppressions(
     # KumoMTA: a Bounce record with two recipients, tenant acme in its meta.
     produce(producer, raw, "kumo|log", lines("kumo.jsonl", 3))
 
-    attempts = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.attempts, 7)]
+    attempts = flat(read_attempts(settings.kafka, settings.topics.attempts, 7))
     assert sorted(a["recipient"] for a in attempts) == [
         "ace400@pb.example",
         "also-gone@example.net",
@@ -78,25 +85,19 @@ def test_raw_lines_of_four_mtas_become_attempts_and_suppressions(
     assert out["u2@gmail.com"]["tenant"] == "default"
 
 
-def test_attempts_are_keyed_by_recipient(
+def test_attempts_go_to_their_recipients_partition(
     settings: Settings, worker_factory: Any, producer: KafkaProducer
 ) -> None:
-    from kafka import KafkaConsumer
-
+    """Attempts are produced as arrays, each on the partition its recipients' key picks (as
+    `bounceguard ship` does), so one address's events stay in order on one partition."""
     worker_factory(settings)
     produce(producer, settings.topics.raw, "kumo", lines("kumo.jsonl", 3))
-    read_topic(settings.kafka, settings.topics.attempts, 2)
-    consumer = KafkaConsumer(
-        settings.topics.attempts,
-        bootstrap_servers=settings.kafka,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
-    )
-    try:
-        keys = sorted(rec.key for rec in consumer)
-    finally:
-        consumer.close()
-    assert keys == [b"also-gone@example.net", b"gone@example.net"]
+    messages = read_attempts(settings.kafka, settings.topics.attempts, 2)
+    partitions = list(range(settings.partitions))
+    placed = sorted((a["recipient"], p) for p, batch in messages for a in batch)
+    assert [r for r, _ in placed] == ["also-gone@example.net", "gone@example.net"]
+    for recipient, partition in placed:
+        assert partition == partition_for(recipient.encode(), partitions)
 
 
 def test_json_wrapper_with_tenant_and_host(
@@ -110,7 +111,7 @@ def test_json_wrapper_with_tenant_and_host(
     (exim,) = lines("exim.log", 15)
     send(producer, settings.topics.raw, {"log": exim.decode(), "fields": {"tenant": "beta"}})
 
-    attempts = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.attempts, 2)]
+    attempts = flat(read_attempts(settings.kafka, settings.topics.attempts, 2))
     assert {(a["recipient"], a["tenant"]) for a in attempts} == {
         ("anincorrectemailaddress@openaustralia.org", "acme"),
         ("ace400@pb.example", "beta"),
@@ -168,7 +169,7 @@ def test_postfix_expired_needs_the_stream_state(
     text = (LOGS / "postfix.log").read_bytes().splitlines()
     stream = text[6:15]
     produce(producer, settings.topics.raw, "vps|mail.log", stream)
-    attempts = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.attempts, 3)]
+    attempts = flat(read_attempts(settings.kafka, settings.topics.attempts, 3))
     assert sorted(a["outcome"] for a in attempts) == ["deferred", "deferred", "expired"], (
         worker.tail()
     )

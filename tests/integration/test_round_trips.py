@@ -1,5 +1,6 @@
-"""One Redis round trip per batch: no SCRIPT EXISTS before the pipeline, and a Redis whose
-script cache was emptied (restart, SCRIPT FLUSH) is handled by loading and re-sending."""
+"""One Redis round trip per batch: no SCRIPT EXISTS or FUNCTION LOAD before the calls, and a
+Redis without our function library (new, or FUNCTION FLUSH) is handled by loading it and
+re-sending only the refused calls."""
 
 from __future__ import annotations
 
@@ -39,18 +40,21 @@ def apply(url: str, namespace: str, docs: list[dict[str, Any]]) -> list[tuple[st
     return asyncio.run(go())
 
 
-def test_a_batch_sends_no_script_exists_and_survives_a_script_flush(
+def test_a_batch_is_one_function_call_and_survives_a_function_flush(
     redis_server: str, redis_client: redis.Redis
 ) -> None:
+    """One FCALL per batch (no SCRIPT EXISTS, no load) once the library is in; a Redis whose
+    library is gone (a new Redis, FUNCTION FLUSH) gets it loaded and the call sent again."""
     ns = f"rt{uuid.uuid4().hex[:8]}"
-    apply(redis_server, ns, [attempt("warm@example.com")])  # scripts loaded once
+    apply(redis_server, ns, [attempt("warm@example.com")])  # library loaded once
     redis_client.config_resetstat()
     docs = [attempt(f"u{n}@example.com") for n in range(20)]
     assert len(apply(redis_server, ns, docs)) == 20
     assert calls(redis_client, "script|exists") == 0
-    assert calls(redis_client, "evalsha") == 20
+    assert calls(redis_client, "function|load") == 0
+    assert calls(redis_client, "fcall") == 1
 
-    redis_client.script_flush()
+    redis_client.function_flush()
     more = [attempt(f"v{n}@example.com") for n in range(5)]
     first = apply(redis_server, ns, more)
     assert [a for a, _ in first] == [f"v{n}@example.com" for n in range(5)]

@@ -11,6 +11,7 @@ import redis
 from kafka import KafkaProducer
 
 from pipeline.config import Settings
+from pipeline.state import keys
 from tests.integration.conftest import WorkerProcess, read_topic, send
 
 pytestmark = pytest.mark.integration
@@ -75,8 +76,8 @@ def test_same_attempt_twice_gives_one_event_id(
     # At-least-once may re-emit, but never a second, different suppression.
     assert {e["event_id"] for e in out} == {out[0]["event_id"]}
     assert len(out) == 1
-    state = redis_client.hgetall(f"{settings.namespace}:{{dup@example.com}}:t:acme")
-    assert state[b"suppressed"] == b"immediate_hard"
+    state = keys.read_doc(redis_client.get(f"{settings.namespace}:{{dup@example.com}}:t:acme"))
+    assert state.fields["s"]["rule"] == "immediate_hard"
 
 
 def test_bad_input_goes_to_dead_letter_and_worker_keeps_going(

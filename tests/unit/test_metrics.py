@@ -9,6 +9,7 @@ import pytest
 from kafka import TopicPartition
 from prometheus_client import REGISTRY
 
+from pipeline.core.classify import classify_attempt
 from pipeline.core.models import Action, Attempt, Outcome, Scope, Suppression
 from pipeline.stream import metrics
 from pipeline.stream.monitor import lag_per_partition
@@ -68,7 +69,8 @@ def test_no_metric_has_a_denied_label_name() -> None:
 def test_no_label_value_is_an_address_after_counting() -> None:
     # Models refuse such a tenant (check_tenant); the label cap is the second line of defence.
     assert metrics.TENANTS.label("mallory@evil.example") == "other"
-    metrics.count_attempts([attempt("someone@gmail.com", tenant="mallory")])
+    one = attempt("someone@gmail.com", tenant="mallory")
+    metrics.count_planned([one], [classify_attempt(one)])
     metrics.count_suppression(suppression("someone@gmail.com"))
     for family in ours():
         for sample in family.samples:  # type: ignore[attr-defined]
@@ -118,7 +120,7 @@ def value(name: str, **labels: str) -> float:
     return got or 0.0
 
 
-def test_count_attempts_fills_outcome_class_category_and_tenant() -> None:
+def test_count_planned_fills_outcome_class_category_and_tenant() -> None:
     labels = {"outcome": "bounced", "class": "hard", "category": "user_unknown"}
     before = value("bounceguard_attempts_total", **labels)
     tenant_before = value(
@@ -127,7 +129,8 @@ def test_count_attempts_fills_outcome_class_category_and_tenant() -> None:
         **{"class": "hard"},
         category="user_unknown",
     )
-    metrics.count_attempts([attempt("x@example.com", tenant="t-metrics")])
+    one = attempt("x@example.com", tenant="t-metrics")
+    metrics.count_planned([one], [classify_attempt(one)])
     assert value("bounceguard_attempts_total", **labels) == before + 1
     assert (
         value(
@@ -169,7 +172,7 @@ def test_lag_is_end_minus_committed_or_everything_when_never_committed() -> None
     assert lag_per_partition({a: 3}, {a: 5}, {}) == {a: 0}
 
 
-def test_count_feedback_feeds_the_complaint_rate_numerator() -> None:
+def test_count_planned_feedback_feeds_the_complaint_rate_numerator() -> None:
     from pipeline.core.events import Feedback, FeedbackKind
 
     labels = {"tenant": "t-fbl", "class": "complaint", "category": "complaint"}
@@ -181,5 +184,5 @@ def test_count_feedback_feeds_the_complaint_rate_numerator() -> None:
         kind=FeedbackKind.COMPLAINT,
         tenant="t-fbl",
     )
-    metrics.count_feedback([complaint])
+    metrics.count_planned([complaint], [complaint.classification()])
     assert value("bounceguard_tenant_events_total", **labels) == before + 1

@@ -15,7 +15,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from pipeline.core.errors import InvalidInput
 from pipeline.core.models import Attempt
 from pipeline.stream import normalize
-from tests.unit.test_no_address_in_logs import Event
+from tests.unit.test_no_address_in_logs import Event, process
 
 LINE = (
     "2026-03-02T09:00:0{n}+00:00 mx1 postfix/smtp[4321]: 3F2A1C0B1{n}: to=<{who}@example.com>, "
@@ -47,8 +47,8 @@ def test_a_batch_that_cannot_be_produced_is_retried_line_by_line(
             def get_topic_name() -> str:
                 return "mta.log.raw"
 
-    batch = normalize.NormalizeBatch(Topics())  # type: ignore[arg-type]
+    batch = normalize.NormalizeBatch(None, Topics())  # type: ignore[arg-type]
     lines = [LINE.format(n=n, who=who) for n, who in enumerate(["a", "huge", "b"])]
-    asyncio.run(batch.process([Event(line.encode()) for line in lines]))
+    asyncio.run(process(batch, [Event(line.encode()) for line in lines]))
     assert produced == ["a@example.com", "b@example.com"]
     assert dead == [lines[1]]

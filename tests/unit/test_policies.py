@@ -11,6 +11,7 @@ import pytest
 from pipeline.core.errors import InvalidInput
 from pipeline.core.events import Engagement, Feedback, FeedbackKind, decode_event_line
 from pipeline.core.models import Attempt, BounceClass, Category, Scope
+from pipeline.core.outcomes import suppression_from_decision
 from pipeline.core.policies import (
     PolicyBook,
     RuleKind,
@@ -19,7 +20,7 @@ from pipeline.core.policies import (
     load_preset,
     read_policy_file,
 )
-from pipeline.core.policy_plan import rule_ops, suppression_from_decision
+from pipeline.core.wire import rule_ops
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ["default", "listrak", "bsd", "ecomail", "engagement", "benchmark"]
@@ -110,7 +111,7 @@ def test_book_defaults() -> None:
 
 
 def _ops(preset: str, cls: BounceClass, cat: Category) -> list[dict[str, object]]:
-    ops: list[dict[str, object]] = orjson.loads(rule_ops(load_preset(preset), cls, cat))
+    ops: list[dict[str, object]] = rule_ops(load_preset(preset), cls, cat)
     return ops
 
 

@@ -53,7 +53,7 @@ def test_a_failing_sweep_does_not_escape_the_timer(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(agents.schedule, "is_done", not_done)
     monkeypatch.setattr(agents.schedule, "mark_done", mark_done)
-    monkeypatch.setattr(agents.state_inspect, "sweep", broken_sweep)
+    monkeypatch.setattr(agents.queries, "sweep", broken_sweep)
     app, emitter = FakeApp(), FakeEmitter()
     agents._sweep_timer(app, Settings(), object(), emitter)  # type: ignore[arg-type]
     [timer] = app.timers

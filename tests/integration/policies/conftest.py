@@ -129,7 +129,7 @@ class Engine:
         """Apply one batch like the worker (then mark_emitted unless confirm=False)."""
         applied = self.run(self.store.apply(list(events)))
         if confirm:
-            self.run(self.store.mark_emitted(applied.suppressions))
+            self.run(self.store.mark_emitted(applied.suppressions, applied.alerts))
         self.alerts.extend(applied.alerts)
         return list(applied.suppressions)
 

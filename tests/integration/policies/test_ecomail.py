@@ -94,9 +94,9 @@ def test_complaint_rate_alert_over_the_limit(engine: Callable[..., Engine]) -> N
     eng.each(*(feedback("complaint", at(i), address=f"c{i}@example.com") for i in range(2)))
     assert eng.alerts == []
     eng.send(feedback("complaint", at(3), address="c3@example.com"))
-    assert [(a.tenant, a.count, a.sent, a.rule) for a in eng.alerts] == [
-        ("acme", 3, 2000, "complaint_rate")
-    ]
+    assert [(a.tenant, a.count, a.rule) for a in eng.alerts] == [("acme", 3, "complaint_rate")]
+    # the delivered count is a HyperLogLog (0.81 % standard error): see docs/policies.md
+    assert abs(eng.alerts[0].sent - 2000) <= 40
     eng.send(feedback("complaint", at(4), address="c4@example.com"))
     assert len(eng.alerts) == 1  # once per day
 
@@ -109,7 +109,10 @@ def test_complaint_rate_under_the_limit(engine: Callable[..., Engine]) -> None:
     ]
     eng.send(*delivered)
     eng.each(*(feedback("complaint", at(i), address=f"c{i}@example.com") for i in range(4)))
-    assert eng.alerts == []  # 4 / 4000 = 0.1 %, not over it
+    # 4 / 4000 = 0.1 %, not over it (the delivered count is estimated; this set of
+    # identities estimates at or above 4000, and a rate within the HLL's error of the limit
+    # may go either way: docs/policies.md)
+    assert eng.alerts == []
 
 
 def test_two_day_window_is_inclusive(engine: Callable[..., Engine]) -> None:
@@ -121,11 +124,11 @@ def test_two_day_window_is_inclusive(engine: Callable[..., Engine]) -> None:
     assert len(eng.send(*tries("c3", 1, at(days=15)))) == 1  # 10
 
 
-def test_complaint_rate_survives_a_failure_between_the_two_round_trips(
+def test_complaint_rate_survives_a_reply_lost_after_redis_applied_the_batch(
     engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The rate is counted in a second round trip; if that one fails, the retried batch's
-    events are duplicates by then, and their complaints must still be counted."""
+    """Redis applied the batch (counts and the pending alert are in) but the reply never came
+    back: the worker's retry of the same batch counts no complaint twice and still alerts."""
     eng = engine("ecomail")
     eng.send(
         *(
@@ -134,18 +137,21 @@ def test_complaint_rate_survives_a_failure_between_the_two_round_trips(
         )
     )
     complaints = [feedback("complaint", at(i), address=f"c{i}@example.com") for i in range(3)]
-    real = eng.store._tenant_rates
+    real = eng.store._send
     calls = 0
 
-    async def fails_once(fresh: Any) -> Any:
+    async def lost_once(batch: Any) -> Any:
         nonlocal calls
         calls += 1
+        replies = await real(batch)
         if calls == 1:
-            raise Transient("redis went away between the round trips")
-        return await real(fresh)
+            raise Transient("the connection dropped before the reply arrived")
+        return replies
 
-    monkeypatch.setattr(eng.store, "_tenant_rates", fails_once)
+    monkeypatch.setattr(eng.store, "_send", lost_once)
     with pytest.raises(Transient):
         eng.send(*complaints)
     eng.send(*complaints)  # the worker's retry of the same batch
-    assert [(a.count, a.sent) for a in eng.alerts] == [(3, 2000)]
+    assert [a.count for a in eng.alerts] == [3]
+    eng.send(*complaints)  # and once more, after the alert was confirmed: nothing
+    assert [a.count for a in eng.alerts] == [3]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.core.policies import PolicyBook, load_preset
-from pipeline.state import inspect
+from pipeline.state import queries
 from tests.integration.policies.conftest import ADDR, Engine, at, attempt, engagement
 
 pytestmark = pytest.mark.integration
@@ -68,7 +68,7 @@ def test_bounce_log_keeps_server_messages_and_delivered_briefly(
 ) -> None:
     eng = engine("engagement")
     eng.each(*soft(3), attempt("delivered", at(days=4)))
-    view = eng.run(inspect.status(eng.store, ADDR, "acme"))
+    view = eng.run(queries.status(eng.store, ADDR, "acme"))
     assert [e["diagnostic"] for e in view["bounce_log"]] == ["connection timed out"] * 3
     assert [e["outcome"] for e in view["delivered_log"]] == ["delivered"]
     ok_ttl = eng.run(eng.store.client.ttl(f"{eng.namespace}:{{{ADDR}}}:ok"))

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pipeline.core.models import Action, Scope
-from pipeline.state import inspect
+from pipeline.state import queries
 from tests.integration.policies.conftest import ADDR, Engine, at, attempt, feedback
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def bounces(category: str, n: int, list_id: str = MARKETING) -> list:
 
 
 def sweep(eng: Engine, days: float = 100) -> list:
-    out = eng.run(inspect.sweep(eng.store, at(days=days), "acme"))
+    out = eng.run(queries.sweep(eng.store, at(days=days), "acme"))
     eng.run(eng.store.mark_emitted(out))
     return out
 
@@ -84,7 +84,7 @@ def test_auto_replies_never_count(engine: Callable[..., Engine]) -> None:
     reason - while one challenge-response (also class auto_reply) is a reason at any count."""
     eng = engine("listrak")
     eng.each(*bounces("auto_reply", 20))
-    rows = eng.run(inspect.report(eng.store, "acme"))
+    rows = eng.run(queries.report(eng.store, "acme"))
     assert rows == [] and sweep(eng) == []
     eng.send(attempt("challenge_response", at(days=30), campaign="cr", list_id=MARKETING))
     assert [(s.reason, s.count) for s in sweep(eng)] == [("challenge_response", 1)]
@@ -101,12 +101,12 @@ def test_latest_reason_decides(engine: Callable[..., Engine]) -> None:
 def test_sweep_is_as_of_its_time_and_repeatable(engine: Callable[..., Engine]) -> None:
     eng = engine("listrak")
     eng.each(*bounces("mailbox_full", 8))
-    assert eng.run(inspect.sweep(eng.store, at(days=6.5), "acme")) == []  # 7 as of day 6.5
-    first = eng.run(inspect.sweep(eng.store, at(days=9), "acme"))
-    again = eng.run(inspect.sweep(eng.store, at(days=9), "acme"))  # not confirmed: same again
+    assert eng.run(queries.sweep(eng.store, at(days=6.5), "acme")) == []  # 7 as of day 6.5
+    first = eng.run(queries.sweep(eng.store, at(days=9), "acme"))
+    again = eng.run(queries.sweep(eng.store, at(days=9), "acme"))  # not confirmed: same again
     assert [s.event_id for s in again] == [s.event_id for s in first] and len(first) == 1
     eng.run(eng.store.mark_emitted(first))
-    assert eng.run(inspect.sweep(eng.store, at(days=9), "acme")) == []
+    assert eng.run(queries.sweep(eng.store, at(days=9), "acme")) == []
 
 
 def test_list_scope_leaves_other_lists_alone(engine: Callable[..., Engine]) -> None:
@@ -140,7 +140,7 @@ def test_reactivate_clears_and_emits(engine: Callable[..., Engine]) -> None:
 def test_report_lists_bounced_contacts(engine: Callable[..., Engine]) -> None:
     eng = engine("listrak")
     eng.each(*bounces("mailbox_full", 3), *bounces("transient", 2, "cart"))
-    rows = eng.run(inspect.report(eng.store, "acme"))
+    rows = eng.run(queries.report(eng.store, "acme"))
     assert [(r.address, r.list_id, r.latest_reason, r.bounce_count) for r in rows] == [
         (ADDR, MARKETING, "mailbox_full", 3),
         (ADDR, "cart", "transient", 2),

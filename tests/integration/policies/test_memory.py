@@ -1,9 +1,10 @@
-"""Bounded memory: TTLs on every key, and the bytes one tracked address costs (MEMORY USAGE),
-the numbers quoted in docs/policies.md."""
+"""Bounded memory (issue 9): no key per event, TTLs on every key, and one address's bytes
+capped whatever its traffic (MEMORY USAGE). The numbers are quoted in docs/policies.md."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 import redis
@@ -12,39 +13,62 @@ from tests.integration.policies.conftest import ADDR, Engine, at, attempt, engag
 
 pytestmark = pytest.mark.integration
 
+KINDS = {b"t:acme", b"t:acme:l:m", b"log", b"ok"}
+"""The keys an address may have under `{address}` (docs/policies.md, Redis state)."""
 
-def footprint(client: redis.Redis, namespace: str) -> tuple[int, int]:
-    """(bytes of the state keys, bytes of the dedupe keys) of ADDR; asserts every key has a
-    TTL."""
-    state = dedupe = 0
-    for key in client.scan_iter(match=f"{namespace}:{{{ADDR}}}:*"):
+
+def footprint(client: redis.Redis, namespace: str, address: str = ADDR) -> tuple[int, set[bytes]]:
+    """(bytes, key kinds) of `address`'s keys; asserts every key has a TTL."""
+    total, kinds = 0, set()
+    prefix = f"{namespace}:{{{address}}}:".encode()
+    for key in client.scan_iter(match=f"{namespace}:{{{address}}}:*"):
         assert client.ttl(key) > 0, key
-        size = int(client.memory_usage(key) or 0)
-        if b":e:" in key:
-            dedupe += size
-        else:
-            state += size
-    return state, dedupe
+        total += int(client.memory_usage(key, samples=0) or 0)
+        kinds.add(key.removeprefix(prefix))
+    return total, kinds
 
 
-def test_bytes_per_tracked_address(
+def test_bytes_per_tracked_address_and_no_key_per_event(
     engine: Callable[..., Engine], redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     eng = engine("default")
     eng.send(engagement(at(days=-1)))
     eng.each(*(attempt("mailbox_full", at(days=i), campaign=f"c{i}") for i in range(5)))
     eng.send(attempt("delivered", at(days=6), campaign="c6"))
-    state, dedupe = footprint(redis_client, eng.namespace)
+    state, kinds = footprint(redis_client, eng.namespace)
     with capsys.disabled():
-        print(f"\ndefault, 5 soft + 1 delivered: state={state} B, dedupe={dedupe} B / 7 events")
-    assert state < 6_000
-    assert dedupe < 7 * 150
+        print(f"\ndefault, 5 soft + 1 delivered + 1 open: {state} B, keys {sorted(kinds)}")
+    assert kinds == {b"t:acme", b"log"}  # no dedupe key, no delivered log under default
+    assert state < 3_000
 
-    busy = engine("listrak")
-    busy.each(
-        *(attempt("mailbox_full", at(days=i), campaign=f"c{i}", list_id="m") for i in range(32))
-    )
-    state, dedupe = footprint(redis_client, busy.namespace)
+    eng.send(attempt("delivered", at(days=7), address="fresh@example.com"))
+    assert footprint(redis_client, eng.namespace, "fresh@example.com") == (0, set())
+
+
+def test_one_address_with_ten_thousand_attempts_stays_under_its_cap(
+    engine: Callable[..., Engine], redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every tracker is capped: 10,000 attempts (soft bounces, blocks, deliveries, opens, over
+    2,000 campaigns) leave the address about as big as its first 500 did."""
+    eng = engine("listrak")
+    mix = ("mailbox_full", "spam_block", "mailbox_full", "transient", "delivered")
+    step = timedelta(minutes=7)
+
+    def chunk(start: int, n: int) -> list:
+        out = [
+            attempt(mix[i % 5], at(0) + step * i, campaign=f"c{i // 5}", list_id="m")
+            for i in range(start, start + n)
+        ]
+        out.append(engagement(at(0) + step * (start + n), list_id="m"))
+        return out
+
+    eng.send(*chunk(0, 500))
+    early, _ = footprint(redis_client, eng.namespace)
+    for start in range(500, 10_000, 1_000):
+        eng.send(*chunk(start, 1_000))
+    late, kinds = footprint(redis_client, eng.namespace)
     with capsys.disabled():
-        print(f"listrak, 32 bounces (cap): state={state} B, dedupe={dedupe} B / 32 events")
-    assert state < 20_000
+        print(f"listrak, 10,000 attempts: {early} B after 500, {late} B after 10,000")
+    assert kinds <= KINDS
+    assert late < 20_000
+    assert late < early * 1.5

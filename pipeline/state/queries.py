@@ -1,9 +1,9 @@
 """Reading and sweeping the per-address state: status, the bounced-contacts report, and the
 count-threshold sweep (listrak's cleanup).
 
-The sweep and the report find a tenant's addresses with SCAN over the state-hash key pattern
-(keys.scope_pattern): no index to keep in step, and both run rarely (the sweep every 90 days).
-On Redis Cluster run them against each primary.
+The sweep and the report find a tenant's addresses with SCAN over the scope-document key
+pattern (keys.scope_pattern): no index to keep in step, and both run rarely (the sweep every
+90 days).
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from typing import Any
 
 import orjson
 
-from pipeline.core.errors import Transient
 from pipeline.core.models import Scope, Suppression, format_ts
+from pipeline.core.outcomes import suppression_from_decision
+from pipeline.core.plan import Call
 from pipeline.core.policies import Policy, Rule, RuleKind
-from pipeline.core.policy_plan import from_ms, suppression_from_decision, to_ms
+from pipeline.core.wire import digest, expand_entry, from_ms, to_ms
 from pipeline.state import keys
-from pipeline.state.store import REDIS_DOWN, Store, execute
+from pipeline.state.errors import redis_errors
+from pipeline.state.store import Store
 
 SCAN_PAGE = 500
-"""Keys asked for per SCAN call (and script calls per pipelined sweep round trip)."""
+"""Keys asked for per SCAN call (and scopes per sweep call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +54,18 @@ class BouncedContact:
         }
 
 
-def live_bounces(fields: dict[str, str]) -> list[dict[str, Any]]:
-    """The bounce-count entries of a state hash that a delivery has not reset (as the
-    scripts see them): one per send, {s, f, l, c, e}."""
-    delivered = float(fields.get("dlv", 0))
-    entries: list[dict[str, Any]] = orjson.loads(fields.get("bn", "[]"))
-    return [e for e in entries if e["l"] > delivered]
+def live_bounces(doc: keys.Doc) -> list[list[Any]]:
+    """The bounce-count entries of a scope that no delivery or reactivation has reset (as
+    the functions see them): one per send, [send, first ts, latest ts, category, digest]."""
+    reset = max(doc.delivered, int(doc.fields.get("r") or 0))
+    return [e for e in doc.fields.get("bn") or [] if e[2] > reset]
 
 
 async def _scan(store: Store, pattern: str) -> AsyncIterator[list[str]]:
     cursor = 0
     while True:
-        try:
+        with redis_errors():
             cursor, found = await store.client.scan(cursor, match=pattern, count=SCAN_PAGE)
-        except REDIS_DOWN as exc:
-            raise Transient(f"redis unreachable: {exc}") from exc
         names = [k.decode() if isinstance(k, bytes) else str(k) for k in found]
         if names:
             yield names
@@ -110,30 +109,31 @@ async def sweep(
 
 
 async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> list[Suppression]:
-    pipe = store.client.pipeline(transaction=False)
-    calls = []
+    ns = store.namespace
+    rules: dict[str, dict[str, Any]] = {}
+    args: list[Any] = []
+    found = []
     for key in page:
-        address, tenant, list_id = keys.parse_state(store.namespace, key) or ("", "", None)
+        address, tenant, list_id = keys.parse_state(ns, key) or ("", "", None)
         policy = store.book.for_tenant(tenant)
         rule = _sweep_rule(policy)
         if rule is None or policy.scope_of(rule) is not (Scope.LIST if list_id else Scope.TENANT):
             continue
         trigger = sweep_id(rule, run)
         mins = {c.value: t.min_count for t in rule.tiers for c in t.categories}
-        script_keys = [key, keys.seen(store.namespace, address, trigger)]
-        script_keys.append(keys.bounce_log(store.namespace, address))
+        rules[rule.id] = {"m": mins, "o": rule.other_min_count}
         u = policy.scopes().index(policy.scope_of(rule)) + 1
-        args: list[bytes | str | int] = [to_ms(at), orjson.dumps(mins), rule.other_min_count]
-        args += [rule.id, u, store.dedupe_ttl]
-        await store.scripts["sweep_step"](keys=script_keys, args=args, client=pipe)
-        calls.append((policy, address, tenant, list_id, trigger))
-    if not calls:
+        home, log = keys.state(ns, address, tenant), keys.bounce_log(ns, address)
+        args += [key, home, log, rule.id, u, digest(trigger), trigger]
+        found.append((policy, address, tenant, list_id, trigger))
+    if not found:
         return []
+    header = orjson.dumps({"at": to_ms(at), "ttl": store.state_ttl, "R": rules})
+    [reply] = await store.run([Call("sweep", [header, len(found), *args])])
     out = []
-    for (policy, address, tenant, list_id, trigger), reply in zip(
-        calls, await execute(pipe), strict=True
-    ):
-        for decision in orjson.loads(reply)["decided"] or ():
+    for index, _, decisions in _entries(reply):
+        policy, address, tenant, list_id, trigger = found[int(index) - 1]
+        for decision in decisions:
             out.append(
                 suppression_from_decision(
                     policy,
@@ -148,6 +148,11 @@ async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> 
     return out
 
 
+def _entries(reply: Any) -> list[Any]:
+    decoded = orjson.loads(reply)
+    return decoded if isinstance(decoded, list) else []
+
+
 async def report(store: Store, tenant: str) -> list[BouncedContact]:
     """The seed-000 export for `tenant`: every contact with a live bounce count, per list
     (list-scoped policies) or per tenant, ordered by latest reason then count (as the seed
@@ -155,38 +160,30 @@ async def report(store: Store, tenant: str) -> list[BouncedContact]:
     rows: list[BouncedContact] = []
     for scope in (Scope.LIST, Scope.TENANT):
         async for page in _state_keys(store, tenant, scope):
-            pipe = store.client.pipeline(transaction=False)
-            for key in page:
-                pipe.hgetall(key)
-            for key, raw in zip(page, await execute(pipe), strict=True):
-                row = _row(store.namespace, key, raw)
+            with redis_errors():
+                raws = await store.client.mget(page)
+            for key, raw in zip(page, raws, strict=True):
+                row = _row(store.namespace, key, keys.read_doc(raw))
                 if row is not None:
                     rows.append(row)
     return sorted(rows, key=lambda r: (r.latest_reason, -r.bounce_count, r.address))
 
 
-def _decode(raw: dict[Any, Any]) -> dict[str, str]:
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in raw.items()
-    }
-
-
-def _row(ns: str, key: str, raw: dict[Any, Any]) -> BouncedContact | None:
+def _row(ns: str, key: str, doc: keys.Doc) -> BouncedContact | None:
     parsed = keys.parse_state(ns, key)
-    fields = _decode(raw)
-    live = live_bounces(fields)
+    live = live_bounces(doc)
     if parsed is None or not live:
         return None
-    latest = max(live, key=lambda e: e["l"])
+    latest = max(live, key=lambda e: e[2])
+    suppression = doc.fields.get("s")
     return BouncedContact(
         address=parsed[0],
         tenant=parsed[1],
         list_id=parsed[2],
-        latest_reason=str(latest["c"]),
+        latest_reason=str(latest[3]),
         bounce_count=len(live),
-        latest_ts=from_ms(latest["l"]),
-        suppressed=fields.get("suppressed"),
+        latest_ts=from_ms(latest[2]),
+        suppressed=suppression["rule"] if suppression else None,
     )
 
 
@@ -194,54 +191,68 @@ async def status(
     store: Store, address: str, tenant: str, list_id: str | None = None
 ) -> dict[str, Any]:
     """Everything known about one address for one tenant: the state of each scope the
-    tenant's policy uses (counters, suppression, last delivery and engagement), and the
-    bounce and delivered logs, newest first. Times are RFC 3339."""
+    tenant's policy uses (counters, suppression, last delivery and engagement), and this
+    tenant's bounce and delivered logs, newest first. Times are RFC 3339."""
     policy = store.book.for_tenant(tenant)
-    scope_keys = store.scope_keys(policy, address, tenant, list_id)
-    pipe = store.client.pipeline(transaction=False)
-    for key in scope_keys:
-        pipe.hgetall(key)
-    pipe.lrange(keys.bounce_log(store.namespace, address), 0, -1)
-    pipe.lrange(keys.delivered_log(store.namespace, address), 0, -1)
-    replies = await execute(pipe)
+    ns = store.namespace
+    scope_keys = [keys.scope_state(ns, address, tenant, s, list_id) for s in policy.scopes()]
+    with redis_errors():
+        pipe = store.client.pipeline(transaction=False)
+        pipe.mget(scope_keys)
+        pipe.lrange(keys.bounce_log(ns, address), 0, -1)
+        pipe.lrange(keys.delivered_log(ns, address), 0, -1)
+        raws, bounces, delivered = await pipe.execute()
     scopes = {
-        scope.value: _scope_view(_decode(raw), scope, list_id)
-        for scope, raw in zip(policy.scopes(), replies, strict=False)
+        scope.value: _scope_view(keys.read_doc(raw), scope, list_id)
+        for scope, raw in zip(policy.scopes(), raws, strict=True)
     }
     return {
         "address": address,
         "tenant": tenant,
         "policy": policy.name,
         "scopes": scopes,
-        "bounce_log": [orjson.loads(x) for x in replies[-2]],
-        "delivered_log": [orjson.loads(x) for x in replies[-1]],
+        "bounce_log": _log(bounces, tenant, tagged=True),
+        "delivered_log": _log(delivered, tenant, tagged=False),
     }
 
 
-def _ts(ms: str | None) -> str | None:
-    return format_ts(from_ms(float(ms))) if ms else None
+def _log(raws: list[bytes], tenant: str, *, tagged: bool) -> list[dict[str, Any]]:
+    """Expanded entries of `tenant` (bounce-log entries are "<digest>\\t<json>")."""
+    out = []
+    for raw in raws:
+        body = raw.split(b"\t", 1)[1] if tagged else raw
+        entry = expand_entry(body)
+        if not tagged:  # the delivered log stores no outcome: they all are deliveries
+            entry.setdefault("outcome", "delivered")
+        if entry.get("tenant", tenant) == tenant:
+            out.append(entry)
+    return out
 
 
-def _scope_view(fields: dict[str, str], scope: Scope, list_id: str | None) -> dict[str, Any]:
-    live = live_bounces(fields)
-    latest = max(live, key=lambda e: e["l"]) if live else None
+def _ts(ms: int | float | None) -> str | None:
+    return format_ts(from_ms(ms)) if ms else None
+
+
+def _scope_view(doc: keys.Doc, scope: Scope, list_id: str | None) -> dict[str, Any]:
+    live = live_bounces(doc)
+    latest = max(live, key=lambda e: e[2]) if live else None
+    s = doc.fields.get("s")
     suppression = None
-    if "suppressed" in fields:
+    if s:
         suppression = {
-            "rule": fields["suppressed"],
-            "reason": fields.get("reason"),
-            "count": int(fields.get("sup_count", 0)),
-            "threshold": int(fields.get("sup_threshold", 0)),
-            "ts": _ts(fields.get("sup_ts")),
-            "trigger_event_id": fields.get("sup_ev"),
+            "rule": s["rule"],
+            "reason": s.get("reason"),
+            "count": int(s.get("n", 0)),
+            "threshold": int(s.get("t", 0)),
+            "ts": _ts(s.get("ts")),
+            "trigger_event_id": s.get("ev"),
         }
-    counters = {k[2:]: orjson.loads(v) for k, v in fields.items() if k.startswith("r:")}
     return {
         "list_id": list_id if scope is Scope.LIST else None,
         "suppressed": suppression,
         "bounce_count": len(live),
-        "latest_reason": latest["c"] if latest else None,
-        "last_delivery": _ts(fields.get("dlv")),
-        "last_engagement": _ts(fields.get("eng")),
-        "counters": counters,
+        "latest_reason": latest[3] if latest else None,
+        "last_delivery": _ts(doc.delivered),
+        "last_engagement": _ts(doc.fields.get("e")),
+        "counters": dict(doc.fields.get("k") or {}),
     }

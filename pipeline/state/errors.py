@@ -1,0 +1,25 @@
+"""The one mapping of Redis transport errors to `Transient` (retry, never dead-letter)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pipeline.core.errors import Transient
+
+# Unreachable, or refusing writes for now (maxmemory reached, a replica after a failover):
+# either way the batch must be retried, never dead-lettered as an internal error.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError, ReadOnlyError)
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Raise Transient (with the cause chained) for any REDIS_DOWN error inside the block."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        raise Transient(f"redis unreachable: {type(exc).__name__}: {exc}") from exc
