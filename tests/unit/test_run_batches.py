@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import pipeline.stream.batch as batch_module
 from pipeline.stream.batch import run_batches
 from tests.unit.fakes import Journal, ticks
 
@@ -179,3 +180,9 @@ def test_a_unit_the_loop_awaits_when_cancelled_is_never_acked_nor_its_successor_
     assert stream.acked() == []
     assert journal.kinds("start") == [("start", ("m1", "m2"))]
     assert journal.kinds("cancelled") == [("cancelled", ("m1", "m2"))]
+
+
+@pytest.fixture(autouse=True)
+def _no_send_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests step the loop with sleep(0); the real grace is a timer sleep."""
+    monkeypatch.setattr(batch_module, "SEND_GRACE", 0)
