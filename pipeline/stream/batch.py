@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 U = TypeVar("U")
+SEND_GRACE = 0.002
+"""Seconds the loop gives a unit to put its request on the wire before planning the next."""
 
 
 class BatchBody(Protocol[U]):
@@ -57,8 +59,11 @@ async def run_batches(stream: Any, body: BatchBody[Any], *, take: int, within: f
                 if inflight is not None:
                     await inflight
                 inflight = asyncio.ensure_future(_finish_and_ack(stream, body, unit))
-                # let the unit send its Redis request before the next unit's CPU work
-                await asyncio.sleep(0)
+                # Let the unit send its Redis request before the next unit's CPU work blocks
+                # the loop. One sleep(0) is not enough: redis-py awaits several times (pool,
+                # a can-read check, drain) before the bytes leave; a short timer sleep runs
+                # every ready callback first.
+                await asyncio.sleep(SEND_GRACE)
         if inflight is not None:
             await inflight
     finally:

@@ -26,7 +26,7 @@ Order inside a unit (STYLE.md, as in `apply.py`; the loop is pipeline.stream.bat
   2. Produce the attempts and await every delivery (retried with backoff on Kafka errors).
   3. Return, and only then are the unit's messages acked.
 A crash between 2 and 3 re-reads the unit and produces its attempts again with the same event
-ids (they come from the log line), so the count agent's dedupe makes the copies no-ops.
+ids (they come from the log line), so the count agent's replay guard makes the copies no-ops.
 """
 
 from __future__ import annotations

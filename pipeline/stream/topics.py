@@ -8,9 +8,11 @@ normalized recipient address so one address's events stay in order on one partit
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -38,9 +40,33 @@ def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
                 pass  # another worker won the race: fine
         if created:
             log.info("topics created count=%d partitions=%d", len(created), settings.partitions)
+            _await_metadata(settings, created, timeout_ms / 1000)
         return created
     finally:
         admin.close()
+
+
+def _await_metadata(settings: Settings, names: list[str], timeout: float) -> None:
+    """Wait (up to `timeout` s) until the broker's metadata shows every partition of `names`.
+
+    A consumer group joined before that gets an empty assignment ("Ignoring missing topic")
+    and reads nothing until a metadata refresh minutes later: a worker that created its
+    topics must not join before they are visible."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, client_id=f"{settings.app_id}-meta")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            topics = consumer.topics()  # always a fresh metadata request
+            ready = all(
+                name in topics
+                and len(consumer.partitions_for_topic(name) or ()) >= settings.partitions
+                for name in names
+            )
+            if ready or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+    finally:
+        consumer.close()
 
 
 def new_topic(name: str, settings: Settings) -> NewTopic:

@@ -3,6 +3,7 @@ consecutive campaigns, hard bounces at once, complaints and the tenant complaint
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.core.errors import Transient
-from tests.integration.policies.conftest import Engine, at, attempt, feedback
+from tests.integration.policies.conftest import Engine, at, attempt, engagement, feedback
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +156,25 @@ def test_complaint_rate_survives_a_reply_lost_after_redis_applied_the_batch(
     assert [a.count for a in eng.alerts] == [3]
     eng.send(*complaints)  # and once more, after the alert was confirmed: nothing
     assert [a.count for a in eng.alerts] == [3]
+
+
+def test_overlapping_batches_count_each_delivery_once(
+    engine: Callable[..., Engine], redis_client: Any
+) -> None:
+    """Issue 15, item 2: two agents' batches in flight at once on one Store. Caught bug: the
+    pending rate work lived on the shared Store, so the second batch re-sent the first's."""
+    eng = engine("ecomail")
+
+    async def rounds() -> None:
+        for r in range(5):
+            delivered = [
+                attempt("delivered", at(r), address=f"o{r}-{i}@example.com", event_id=f"o{r}{i}")
+                for i in range(10)
+            ]
+            await asyncio.gather(
+                eng.store.apply(delivered), eng.store.apply([engagement(at(r + 0.5))])
+            )
+
+    eng.run(rounds())
+    day = int(at(0).timestamp()) // 86_400
+    assert redis_client.pfcount(f"{eng.namespace}:{{tenant:acme}}:sent:{day}") == 50
