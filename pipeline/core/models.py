@@ -155,9 +155,10 @@ class Attempt:
 
 
 def format_ts(ts: datetime) -> str:
-    """Format an aware datetime as RFC 3339 in UTC with a `Z` suffix (milliseconds kept)."""
+    """Format an aware datetime as RFC 3339 in UTC with a `Z` suffix (milliseconds kept; no
+    fraction when they are 0, so a time read back from integer ms formats the same)."""
     utc = ts.astimezone(UTC)
-    if utc.microsecond:
+    if utc.microsecond >= 1000:
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 

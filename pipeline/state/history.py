@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import orjson
-
-from pipeline.core.wire import to_ms
+from pipeline.core.wire import history_event, to_ms
 from pipeline.state import keys
 from pipeline.state.errors import redis_errors
 from pipeline.state.store import Store
@@ -56,7 +54,8 @@ async def page(
                 continue
             if items and (int(score), event_id) <= items[-1][:2]:
                 continue  # shifted into this fetch by a write between two fetches
-            items.append((int(score), event_id, orjson.loads(body)))
+            event = history_event(body, event_id=event_id, tenant=tenant, ts_ms=int(score))
+            items.append((int(score), event_id, event))
         if len(rows) < chunk:
             break
         offset += len(rows)

@@ -3,11 +3,10 @@ Cluster hash tag `{address}`, so one address group is one slot.
 
 Layout (NS = the namespace, e.g. "bg"):
   NS:{addr}:t:<tenant>            string  scope document: tenant scope, and the tenant's
-                                          replay guard and pending events (the "home")
+                                          replay guard, pending events and bounce log (the
+                                          "home")
   NS:{addr}:t:<tenant>:l:<list>   string  scope document of a list scope (listrak)
   NS:{addr}:g                     string  scope document of the global scope (bsd's setting)
-  NS:{addr}:log                   list    bounce log: last N non-delivered events, newest
-                                          first, each "<digest>\t<compact entry JSON>"
   NS:{addr}:ok                    list    delivered log, only for policies that keep one
                                           (seed 003), short TTL
   NS:{tenant:<t>}:sent:<day>      HLL     delivered identities of a tenant with a rate rule
@@ -17,8 +16,10 @@ Layout (NS = the namespace, e.g. "bg"):
   NS:schedule:<run>               string  a scheduled job that ran (pipeline.state.schedule)
 No key per event: exactly-once lives inside the scope documents.
 
-Fields of a scope document: 13 digits (latest delivery, ms of event time, zero-padded:
-a delivery rewrites only these bytes), then JSON with, each only when set:
+A scope document: 13 digits (latest delivery, ms of event time, zero-padded: a delivery
+rewrites only these bytes), then JSON, then (home only) the bounce log: for each of the tenant's
+last N non-delivered events, newest first, "\n<digest>\t<compact entry JSON>"
+(pipeline.core.wire.log_entry). The JSON has, each only when set:
   e     latest open or click (ms);  es  the 16 newest open times, newest first
   s     suppression {rule, reason, ts, ev (trigger event id), n (count), t (threshold)}
   bn    bounce count: one entry per send [send, first ts, latest ts, category, digest]
@@ -46,10 +47,12 @@ HEAD = 13
 
 @dataclass(frozen=True, slots=True)
 class Doc:
-    """A scope document as read by Python: delivery time and the JSON fields."""
+    """A scope document as read by Python: delivery time, the JSON fields and the bounce log
+    (compact entries, newest first; only a home document has one)."""
 
     delivered: int
     fields: dict[str, Any]
+    log: tuple[bytes, ...] = ()
 
 
 def read_doc(raw: bytes | str | None) -> Doc:
@@ -58,8 +61,10 @@ def read_doc(raw: bytes | str | None) -> Doc:
         return Doc(0, {})
     if isinstance(raw, str):
         raw = raw.encode()
-    fields = orjson.loads(raw[HEAD:])
-    return Doc(int(raw[:HEAD]), fields if isinstance(fields, dict) else {})
+    body, *lines = raw[HEAD:].split(b"\n")
+    fields = orjson.loads(body)
+    log = tuple(line.partition(b"\t")[2] for line in lines)
+    return Doc(int(raw[:HEAD]), fields if isinstance(fields, dict) else {}, log)
 
 
 def state(ns: str, address: str, tenant: str) -> str:
@@ -74,11 +79,6 @@ def scope_state(ns: str, address: str, tenant: str, scope: Scope, list_id: str |
     if scope is Scope.LIST:
         return f"{state(ns, address, tenant)}:l:{list_id or NO_LIST}"
     return state(ns, address, tenant)
-
-
-def bounce_log(ns: str, address: str) -> str:
-    """Key of the bounce log of `address`."""
-    return f"{ns}:{{{address}}}:log"
 
 
 def delivered_log(ns: str, address: str) -> str:

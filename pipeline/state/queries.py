@@ -123,8 +123,7 @@ async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> 
         mins = {c.value: t.min_count for t in rule.tiers for c in t.categories}
         rules[rule.id] = {"m": mins, "o": rule.other_min_count}
         u = policy.scopes().index(policy.scope_of(rule)) + 1
-        home, log = keys.state(ns, address, tenant), keys.bounce_log(ns, address)
-        args += [key, home, log, rule.id, u, digest(trigger), trigger]
+        args += [key, keys.state(ns, address, tenant), rule.id, u, digest(trigger), trigger]
         found.append((policy, address, tenant, list_id, trigger))
     if not found:
         return []
@@ -196,34 +195,33 @@ async def status(
     policy = store.book.for_tenant(tenant)
     ns = store.namespace
     scope_keys = [keys.scope_state(ns, address, tenant, s, list_id) for s in policy.scopes()]
+    home = keys.state(ns, address, tenant)
     with redis_errors():
         pipe = store.client.pipeline(transaction=False)
-        pipe.mget(scope_keys)
-        pipe.lrange(keys.bounce_log(ns, address), 0, -1)
+        pipe.mget([home, *scope_keys])
         pipe.lrange(keys.delivered_log(ns, address), 0, -1)
-        raws, bounces, delivered = await pipe.execute()
+        [home_raw, *raws], delivered = await pipe.execute()
     scopes = {
         scope.value: _scope_view(keys.read_doc(raw), scope, list_id)
         for scope, raw in zip(policy.scopes(), raws, strict=True)
     }
+    bounces = [{**expand_entry(entry), "tenant": tenant} for entry in keys.read_doc(home_raw).log]
     return {
         "address": address,
         "tenant": tenant,
         "policy": policy.name,
         "scopes": scopes,
-        "bounce_log": _log(bounces, tenant, tagged=True),
-        "delivered_log": _log(delivered, tenant, tagged=False),
+        "bounce_log": bounces,
+        "delivered_log": _delivered(delivered, tenant),
     }
 
 
-def _log(raws: list[bytes], tenant: str, *, tagged: bool) -> list[dict[str, Any]]:
-    """Expanded entries of `tenant` (bounce-log entries are "<digest>\\t<json>")."""
+def _delivered(raws: list[bytes], tenant: str) -> list[dict[str, Any]]:
+    """Expanded entries of `tenant` in an address's delivered log (kept per address)."""
     out = []
     for raw in raws:
-        body = raw.split(b"\t", 1)[1] if tagged else raw
-        entry = expand_entry(body)
-        if not tagged:  # the delivered log stores no outcome: they all are deliveries
-            entry.setdefault("outcome", "delivered")
+        entry = expand_entry(raw)
+        entry.setdefault("outcome", "delivered")  # the log stores none: all are deliveries
         if entry.get("tenant", tenant) == tenant:
             out.append(entry)
     return out

@@ -29,7 +29,7 @@ from pipeline.core.models import Scope, SenderAlert, Suppression
 from pipeline.core.outcomes import reactivation
 from pipeline.core.plan import BatchPlan, Call, Limits, Outcome, plan_batch, read_replies
 from pipeline.core.policies import Policy, PolicyBook
-from pipeline.core.wire import digest, to_ms
+from pipeline.core.wire import digest, history_record, to_ms
 from pipeline.state import functions, keys
 from pipeline.state.errors import REDIS_DOWN, redis_errors
 
@@ -39,15 +39,6 @@ HISTORY_CAP = 100_000
 """History events kept per tenant; older ones drop off (suppression.events is the archive)."""
 Applied = Outcome
 """What `Store.apply` returns (the core's Outcome)."""
-
-
-def history_record(s: Suppression) -> dict[str, Any]:
-    """A suppression as its tenant's history keeps it: the event without its evidence (the
-    server messages are in the address's bounce log and in the event on Kafka; keeping them
-    twice was a third of the history's memory)."""
-    record = s.to_json()
-    record.pop("evidence", None)
-    return record
 
 
 class HiredisPackConnection(Connection):
@@ -194,7 +185,7 @@ class Store:
             args += [s.address, s.tenant, digest(s.trigger_event_id)]
         args.append(len(suppressions))
         for s in suppressions:
-            args += [s.tenant, to_ms(s.ts), s.event_id, orjson.dumps(history_record(s))]
+            args += [s.tenant, to_ms(s.ts), s.event_id, history_record(s)]
         args.append(len(alerts))
         for a in alerts:
             args += [a.tenant, f"{a.rule}:{to_ms(a.ts) // (DAY * 1000)}"]

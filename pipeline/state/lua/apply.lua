@@ -68,11 +68,7 @@ local function bounce(H, P, ev, keys, out, i)
     if pending then out[#out + 1] = {i, "p", pending} end
     return
   end
-  if seen == "new" and ev.log ~= "" then
-    redis.call("LPUSH", keys.log, ev.dg .. "\t" .. ev.log)
-    redis.call("LTRIM", keys.log, 0, H.logn - 1)
-    redis.call("EXPIRE", keys.log, H.ttl)
-  end
+  if seen == "new" and ev.log ~= "" then log_push(home, ev.dg .. "\t" .. ev.log, H.logn) end
   local units = {}
   for n, letter in ipairs(P.sc) do
     local unit = docs:full(scope_key(letter, keys.home, keys.prefix, keys.list))
@@ -95,7 +91,7 @@ local function bounce(H, P, ev, keys, out, i)
   run_rules(P.ops, units, ev, ctx)
   if #decisions > 0 then
     for _, d in ipairs(decisions) do
-      d.ev, d.dg = evidence(keys.log, d.dg), nil
+      d.ev, d.dg = evidence(home, d.dg), nil
     end
     home.j.p = home.j.p or {}
     home.j.p[ev.dg] = decisions
@@ -136,7 +132,7 @@ local function apply_batch(_, args)
       local P = H.P[tonumber(args[a])]
       local home = prefix .. ":t:" .. args[a + 1]
       local keys = {docs = docs, prefix = prefix, home = home, list = args[a + 2],
-        log = prefix .. ":log", ok = prefix .. ":ok"}
+        ok = prefix .. ":ok"}
       local ev = {ts = tonumber(args[a + 3]), cat = P.cat, log = ""}
       a = a + 4
       if P.k == "b" then

@@ -15,11 +15,13 @@ Returns the number of history members added.
 local function forget(home, digest)
   local raw = redis.call("GET", home)
   if not raw then return end
-  local j = cjson.decode(string.sub(raw, HEAD + 1))
+  local nl = string.find(raw, "\n", HEAD + 1, true)
+  local j = cjson.decode(string.sub(raw, HEAD + 1, (nl or 0) - 1))
   if j.p == nil or j.p[digest] == nil then return end
   j.p[digest] = nil
   if next(j.p) == nil then j.p = nil end
-  redis.call("SET", home, string.sub(raw, 1, HEAD) .. cjson.encode(j), "KEEPTTL")
+  local log = nl and string.sub(raw, nl) or ""
+  redis.call("SET", home, string.sub(raw, 1, HEAD) .. cjson.encode(j) .. log, "KEEPTTL")
 end
 
 local function confirm(_, args)

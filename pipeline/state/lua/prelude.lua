@@ -5,7 +5,10 @@ these files concatenated, see pipeline/state/functions.py).
 A scope document is one Redis string per (address, scope), e.g. NS:{addr}:t:<tenant>:
   13 digits   the latest delivery (ms of event time, zero-padded): a delivery rewrites only
               these bytes (SETRANGE), so it never decodes the document
-  JSON        the rest; field names in pipeline/state/keys.py ("Fields of a scope document")
+  JSON        field names in pipeline/state/keys.py ("Fields of a scope document")
+  log         (tenant documents only) "\n" then the tenant's bounce log, newest first, one
+              "<digest>\t<entry JSON>" per line: kept as text, never decoded here (JSON holds
+              no raw newline), so a bounce costs a string prepend, not a key of its own
 Time is always event time passed in by the caller, never TIME.
 ]]
 
@@ -32,11 +35,13 @@ function Docs:full(key)
   local seen_d = doc and doc.d or 0
   local raw = redis.call("GET", key)
   if raw then
-    doc = {d = tonumber(string.sub(raw, 1, HEAD)), j = cjson.decode(string.sub(raw, HEAD + 1)),
-      stored = true}
+    local nl = string.find(raw, "\n", HEAD + 1, true)
+    doc = {d = tonumber(string.sub(raw, 1, HEAD)), stored = true,
+      j = cjson.decode(string.sub(raw, HEAD + 1, (nl or 0) - 1)),
+      log = nl and string.sub(raw, nl + 1) or ""}
     if seen_d > doc.d then doc.d, doc.dirty = seen_d, true end
   else
-    doc = {d = seen_d, j = {}, stored = false}
+    doc = {d = seen_d, j = {}, log = "", stored = false}
   end
   if not self.by_key[key] then self.order[#self.order + 1] = key end
   self.by_key[key] = doc
@@ -90,7 +95,9 @@ function Docs:flush(state_ttl, engaged_ttl)
     if doc.dirty then
       local ttl = state_ttl
       if not has_state(doc.j) then ttl = engaged_ttl end
-      redis.call("SET", key, fmt_ts(doc.d) .. cjson.encode(doc.j), "EX", ttl)
+      local log = doc.log
+      if log ~= "" then log = "\n" .. log end
+      redis.call("SET", key, fmt_ts(doc.d) .. cjson.encode(doc.j) .. log, "EX", ttl)
     end
   end
 end
@@ -106,13 +113,26 @@ local function by_time(a, b)
   return a[1] < b[1]
 end
 
--- Log entries are "<digest>\t<json>"; the evidence of a decision is the JSON of the
--- entries whose digests it counted, oldest first.
-local function evidence(log_key, digests)
+-- Add `entry` ("<digest>\t<json>") to the front of the document's log, keeping the newest n.
+local function log_push(doc, entry, n)
+  local log, pos = entry, 0
+  if doc.log ~= "" then log = entry .. "\n" .. doc.log end
+  for _ = 1, n do
+    pos = string.find(log, "\n", pos + 1, true)
+    if not pos then break end
+  end
+  if pos then log = string.sub(log, 1, pos - 1) end
+  doc.log, doc.dirty = log, true
+end
+
+-- The evidence of a decision: the JSON of the log entries of `doc` whose digests it counted,
+-- oldest first. Only the tenant's own log is searched, so a global-scope decision shows the
+-- events of the tenant that tripped it, never another tenant's campaigns.
+local function evidence(doc, digests)
   local wanted = {}
   for _, d in ipairs(digests) do wanted[d] = true end
   local out = {}
-  for _, raw in ipairs(redis.call("LRANGE", log_key, 0, -1)) do
+  for raw in string.gmatch(doc.log, "[^\n]+") do
     local tab = string.find(raw, "\t", 1, true)
     if tab and wanted[string.sub(raw, 1, tab - 1)] then
       table.insert(out, 1, string.sub(raw, tab + 1))

@@ -1,6 +1,6 @@
 --[[
-sweep.lua: FCALL <v>_sweep 0 <header> <n> [scope key, home key, log key, rule, u, digest,
-trigger]...: the count-threshold rule (listrak's cleanup) as of time `at` for n scopes: the
+sweep.lua: FCALL <v>_sweep 0 <header> <n> [scope key, home key, rule, u, digest, trigger]...:
+the count-threshold rule (listrak's cleanup) as of time `at` for n scopes: the
 latest bounce reason picks a minimum, the live bounce count (sends since the last reset that
 bounced first at or before `at`) must reach it.
 
@@ -29,7 +29,7 @@ local function sweep_one(H, docs, e)
   unit.j.s = {rule = e.rule, reason = latest[4], ts = H.at, ev = e.trigger, n = #live, t = need}
   unit.dirty = true
   local decided = {{rule = e.rule, u = e.u, count = #live, threshold = need,
-    reason = latest[4], ev = evidence(e.log, digests_of(live, 5))}}
+    reason = latest[4], ev = evidence(home, digests_of(live, 5))}}
   home.j.p = home.j.p or {}
   home.j.p[e.dg] = decided
   home.dirty = true
@@ -40,9 +40,9 @@ local function sweep(_, args)
   local H = cjson.decode(args[1])
   local out, a = {}, 3
   for i = 1, tonumber(args[2]) do
-    local e = {scope = args[a], home = args[a + 1], log = args[a + 2], rule = args[a + 3],
-      u = tonumber(args[a + 4]), dg = args[a + 5], trigger = args[a + 6]}
-    a = a + 7
+    local e = {scope = args[a], home = args[a + 1], rule = args[a + 2],
+      u = tonumber(args[a + 3]), dg = args[a + 4], trigger = args[a + 5]}
+    a = a + 6
     local docs = new_docs()
     local kind, decided = sweep_one(H, docs, e)
     if kind then out[#out + 1] = {i, kind, decided} end

@@ -13,7 +13,7 @@ from tests.integration.policies.conftest import ADDR, Engine, at, attempt, engag
 
 pytestmark = pytest.mark.integration
 
-KINDS = {b"t:acme", b"t:acme:l:m", b"log", b"ok"}
+KINDS = {b"t:acme", b"t:acme:l:m", b"ok"}
 """The keys an address may have under `{address}` (docs/policies.md, Redis state)."""
 
 
@@ -38,7 +38,8 @@ def test_bytes_per_tracked_address_and_no_key_per_event(
     state, kinds = footprint(redis_client, eng.namespace)
     with capsys.disabled():
         print(f"\ndefault, 5 soft + 1 delivered + 1 open: {state} B, keys {sorted(kinds)}")
-    assert kinds == {b"t:acme", b"log"}  # no dedupe key, no delivered log under default
+    # No dedupe key, no delivered log under default, the bounce log inside the document.
+    assert kinds == {b"t:acme"}
     assert state < 3_000
 
     eng.send(attempt("delivered", at(days=7), address="fresh@example.com"))
