@@ -266,8 +266,8 @@ def history_event(record: bytes | str, *, event_id: str, tenant: str, ts_ms: int
     values = dict(zip(HISTORY_FIELDS, body, strict=True))
     return {
         "event_id": event_id,
-        **{k: values[k] for k in HISTORY_FIELDS[:3]},
+        **{k: values[k] for k in HISTORY_FIELDS[:2]},
         "tenant": tenant,
-        **{k: values[k] for k in HISTORY_FIELDS[3:]},
+        **{k: values[k] for k in HISTORY_FIELDS[2:]},
         "ts": format_ts(from_ms(ts_ms)),
     }
