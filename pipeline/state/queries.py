@@ -8,6 +8,7 @@ pattern (keys.scope_pattern): no index to keep in step, and both run rarely (the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,8 @@ from pipeline.core.wire import digest, expand_entry, from_ms, to_ms
 from pipeline.state import keys
 from pipeline.state.errors import redis_errors
 from pipeline.state.store import Store
+
+log = logging.getLogger(__name__)
 
 SCAN_PAGE = 500
 """Keys asked for per SCAN call (and scopes per sweep call)."""
@@ -129,10 +132,13 @@ async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> 
         return []
     header = orjson.dumps({"at": to_ms(at), "ttl": store.state_ttl, "R": rules})
     [reply] = await store.run([Call("sweep", [header, len(found), *args])])
-    out = []
-    for index, _, decisions in _entries(reply):
+    out, newer = [], 0
+    for index, kind, *decided in _entries(reply):
+        if kind == "n":
+            newer += 1
+            continue
         policy, address, tenant, list_id, trigger = found[int(index) - 1]
-        for decision in decisions:
+        for decision in decided[0]:
             out.append(
                 suppression_from_decision(
                     policy,
@@ -144,6 +150,8 @@ async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> 
                     ts=at,
                 )
             )
+    if newer:
+        log.info("sweep as of %s: %d scopes have state after that time; left alone", run, newer)
     return out
 
 

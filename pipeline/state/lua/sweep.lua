@@ -4,9 +4,16 @@ the count-threshold rule (listrak's cleanup) as of time `at` for n scopes: the
 latest bounce reason picks a minimum, the live bounce count (sends since the last reset that
 bounced first at or before `at`) must reach it.
 
+A scope whose state has anything after `at` (a delivery, a reactivation or a bounce) is left
+alone ("n"): the document keeps only the latest delivery and the latest reason of each send, so
+what it said as of `at` is gone, and judging it with later events would be wrong. The worker
+sweeps as of now, and `replay --sweep` as of the last event, so only an explicit past
+`sweep --at` meets this.
+
 ARGV[1]  header JSON {at, ttl, R = {rule id: {m = {category: min}, o = other min}}}
-Returns JSON [[i, "d" | "p", decisions]...] like apply: "p" when this run already decided
-for that scope and the suppression is not confirmed yet (same decision again).
+Returns JSON [[i, "d" | "p", decisions] | [i, "n"]...] like apply: "p" when this run already
+decided for that scope and the suppression is not confirmed yet (same decision again), "n" when
+the scope has state newer than `at` (see above).
 ]]
 
 local function sweep_one(H, docs, e)
@@ -16,6 +23,10 @@ local function sweep_one(H, docs, e)
   local unit = docs:full(e.scope)
   if unit.j.s ~= nil or unit.j.bn == nil then return nil end
   local reset, live, latest = reset_of(unit), {}, nil
+  if reset > H.at then return "n" end
+  for _, x in ipairs(unit.j.bn) do
+    if x[3] > H.at then return "n" end
+  end
   for _, x in ipairs(unit.j.bn) do
     if x[3] > reset and x[2] <= H.at then
       live[#live + 1] = x

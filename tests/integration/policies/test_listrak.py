@@ -109,6 +109,29 @@ def test_sweep_is_as_of_its_time_and_repeatable(engine: Callable[..., Engine]) -
     assert eng.run(queries.sweep(eng.store, at(days=9), "acme")) == []
 
 
+def test_a_past_sweep_never_judges_by_later_events(engine: Callable[..., Engine]) -> None:
+    """Issue 15 item 4: `sweep --at` in the past. One send bounced mailbox_full on day 1 (needs
+    8) and, retried, transient on day 11 (any count). As of day 9 nothing trips; the sweep used
+    to take the day-11 reason and unsubscribe. A scope with state after `at` is now left alone,
+    and the same state swept as of day 12 trips on the transient failure."""
+    eng = engine("listrak")
+    eng.send(attempt("mailbox_full", at(days=1), campaign="c1", list_id=MARKETING))
+    eng.send(attempt("transient", at(days=11), campaign="c1", list_id=MARKETING))
+    assert eng.run(queries.sweep(eng.store, at(days=9), "acme")) == []
+    assert [(s.reason, s.count) for s in sweep(eng, days=12)] == [("transient", 1)]
+
+
+def test_a_past_sweep_leaves_a_scope_delivered_to_since(engine: Callable[..., Engine]) -> None:
+    """8 soft bounces by day 7, a delivery on day 10: as of day 9 the count was 8, but the
+    document no longer knows (it keeps the latest delivery only), so a day-9 sweep must not act
+    on the reset it cannot date; as of day 11 the delivery has reset the count."""
+    eng = engine("listrak")
+    eng.each(*bounces("mailbox_full", 8))
+    eng.send(attempt("delivered", at(days=10), campaign="d", list_id=MARKETING))
+    assert eng.run(queries.sweep(eng.store, at(days=9), "acme")) == []
+    assert sweep(eng, days=11) == []
+
+
 def test_list_scope_leaves_other_lists_alone(engine: Callable[..., Engine]) -> None:
     eng = engine("listrak")
     eng.send(attempt("user_unknown", list_id=MARKETING))
