@@ -56,6 +56,7 @@ class Rule:
     id: str
     category: Category
     bounce_class: BounceClass | None
+    permanent: bool
     text: re.Pattern[str] | None
     code: re.Pattern[str] | None
     status: re.Pattern[str] | None
@@ -104,10 +105,14 @@ def _compile_rule(raw: dict[str, Any]) -> Rule:
         raise ValueError(f"rule {raw['id']!r} has no condition")
     compiled = {k: re.compile(v) if v else None for k, v in conditions.items()}
     klass = raw.get("class")
+    permanent = raw.get("permanent", False)
+    if not isinstance(permanent, bool):
+        raise ValueError(f"rule {raw['id']!r}: permanent must be true or false")
     return Rule(
         id=str(raw["id"]),
         category=Category(raw["category"]),
         bounce_class=BounceClass(klass) if klass else None,
+        permanent=permanent,
         text=compiled["text"],
         code=compiled["code"],
         status=compiled["status"],
@@ -254,6 +259,10 @@ def _classify_cached(
     """Uncached core of `classify` on already-trimmed inputs."""
     found_basic, found_enhanced = extract_codes(diagnostic)
     basic = smtp_code if smtp_code is not None else found_basic
+    if basic is not None and 200 <= basic < 300 and found_basic is not None and found_basic >= 400:
+        # The caller took the code of a banner ("220-laposte 421 4.2.1 ...") that carries the
+        # failure further on: the failure decides, as when the code is read from the text.
+        basic = found_basic
     enhanced = enhanced_code or found_enhanced
     text = normalize(diagnostic)
     code, status = (str(basic) if basic is not None else ""), (enhanced or "")
@@ -277,9 +286,10 @@ def _is_temporary(basic: int | None, enhanced: str | None, outcome: Outcome | No
 
 
 def _verdict(rule: Rule, temporary: bool) -> Classification:
-    """Build the verdict of a matching rule, downgrading hard to soft for temporary results."""
+    """Build the verdict of a matching rule, downgrading hard to soft for temporary results
+    unless the rule says its words are permanent whatever the code (`permanent = true`)."""
     klass = rule.bounce_class or RULEBOOK.default_class[rule.category]
-    if temporary and klass is BounceClass.HARD:
+    if temporary and klass is BounceClass.HARD and not rule.permanent:
         klass = BounceClass.SOFT
     return Classification(rule.category, klass, rule.id)
 
