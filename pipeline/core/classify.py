@@ -51,7 +51,8 @@ _LONG_TOKEN = re.compile(r"([A-Za-z0-9]{10,})(?:\.\d+)?")
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One compiled rule; every condition it has must hold for it to decide."""
+    """One compiled rule; every condition it has must hold (and `unless` must not match the
+    text) for it to decide."""
 
     id: str
     category: Category
@@ -62,6 +63,7 @@ class Rule:
     status: re.Pattern[str] | None
     host: re.Pattern[str] | None
     phase: re.Pattern[str] | None
+    unless: re.Pattern[str] | None
 
     def matches(self, text: str, code: str, status: str, host: str, phase: str) -> bool:
         """Return True when every condition of the rule holds for these normalized inputs."""
@@ -71,6 +73,7 @@ class Rule:
             and (self.host is None or self.host.search(host) is not None)
             and (self.phase is None or self.phase.search(phase) is not None)
             and (self.text is None or self.text.search(text) is not None)
+            and (self.unless is None or self.unless.search(text) is None)
         )
 
 
@@ -104,6 +107,7 @@ def _compile_rule(raw: dict[str, Any]) -> Rule:
     if not any(conditions.values()):
         raise ValueError(f"rule {raw['id']!r} has no condition")
     compiled = {k: re.compile(v) if v else None for k, v in conditions.items()}
+    unless = re.compile(raw["unless"]) if raw.get("unless") else None
     klass = raw.get("class")
     permanent = raw.get("permanent", False)
     if not isinstance(permanent, bool):
@@ -118,6 +122,7 @@ def _compile_rule(raw: dict[str, Any]) -> Rule:
         status=compiled["status"],
         host=compiled["host"],
         phase=compiled["phase"],
+        unless=unless,
     )
 
 

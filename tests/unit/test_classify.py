@@ -383,3 +383,16 @@ def test_rulebook_rejects_a_permanent_flag_that_is_not_a_boolean() -> None:
     )
     with pytest.raises(ValueError, match="permanent"):
         load_rulebook(header + rule)
+
+
+def test_unless_keeps_a_rule_from_deciding() -> None:
+    header = "[category_class]\n" + "".join(
+        f'{c.value} = "{RULEBOOK.default_class[c].value}"\n' for c in Category
+    )
+    book = load_rulebook(
+        header + '[[rule]]\nid = "x"\ntext = "denied"\nunless = "relay"\n'
+        'category = "policy"\nsource = "s"\n'
+    )
+    (rule,) = book.rules
+    assert rule.matches("access denied", "550", "", "", "")
+    assert not rule.matches("relay access denied", "550", "", "", "")
