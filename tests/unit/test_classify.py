@@ -325,6 +325,7 @@ def test_masking_keeps_words_and_codes_rules_rely_on() -> None:
         ),
         # The sender's own address; temporary deferrals aimed at the sender.
         (501, "5.1.7", "Invalid address", "policy", "block"),
+        (550, None, "Sender domain does not resolve", "policy", "block"),
         (
             421,
             "4.7.0",
