@@ -51,16 +51,19 @@ _LONG_TOKEN = re.compile(r"([A-Za-z0-9]{10,})(?:\.\d+)?")
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One compiled rule; every condition it has must hold for it to decide."""
+    """One compiled rule; every condition it has must hold (and `unless` must not match the
+    text) for it to decide."""
 
     id: str
     category: Category
     bounce_class: BounceClass | None
+    permanent: bool
     text: re.Pattern[str] | None
     code: re.Pattern[str] | None
     status: re.Pattern[str] | None
     host: re.Pattern[str] | None
     phase: re.Pattern[str] | None
+    unless: re.Pattern[str] | None
 
     def matches(self, text: str, code: str, status: str, host: str, phase: str) -> bool:
         """Return True when every condition of the rule holds for these normalized inputs."""
@@ -70,6 +73,7 @@ class Rule:
             and (self.host is None or self.host.search(host) is not None)
             and (self.phase is None or self.phase.search(phase) is not None)
             and (self.text is None or self.text.search(text) is not None)
+            and (self.unless is None or self.unless.search(text) is None)
         )
 
 
@@ -103,16 +107,22 @@ def _compile_rule(raw: dict[str, Any]) -> Rule:
     if not any(conditions.values()):
         raise ValueError(f"rule {raw['id']!r} has no condition")
     compiled = {k: re.compile(v) if v else None for k, v in conditions.items()}
+    unless = re.compile(raw["unless"]) if raw.get("unless") else None
     klass = raw.get("class")
+    permanent = raw.get("permanent", False)
+    if not isinstance(permanent, bool):
+        raise ValueError(f"rule {raw['id']!r}: permanent must be true or false")
     return Rule(
         id=str(raw["id"]),
         category=Category(raw["category"]),
         bounce_class=BounceClass(klass) if klass else None,
+        permanent=permanent,
         text=compiled["text"],
         code=compiled["code"],
         status=compiled["status"],
         host=compiled["host"],
         phase=compiled["phase"],
+        unless=unless,
     )
 
 
@@ -254,6 +264,10 @@ def _classify_cached(
     """Uncached core of `classify` on already-trimmed inputs."""
     found_basic, found_enhanced = extract_codes(diagnostic)
     basic = smtp_code if smtp_code is not None else found_basic
+    if basic is not None and 200 <= basic < 300 and found_basic is not None and found_basic >= 400:
+        # The caller took the code of a banner ("220-laposte 421 4.2.1 ...") that carries the
+        # failure further on: the failure decides, as when the code is read from the text.
+        basic = found_basic
     enhanced = enhanced_code or found_enhanced
     text = normalize(diagnostic)
     code, status = (str(basic) if basic is not None else ""), (enhanced or "")
@@ -277,9 +291,10 @@ def _is_temporary(basic: int | None, enhanced: str | None, outcome: Outcome | No
 
 
 def _verdict(rule: Rule, temporary: bool) -> Classification:
-    """Build the verdict of a matching rule, downgrading hard to soft for temporary results."""
+    """Build the verdict of a matching rule, downgrading hard to soft for temporary results
+    unless the rule says its words are permanent whatever the code (`permanent = true`)."""
     klass = rule.bounce_class or RULEBOOK.default_class[rule.category]
-    if temporary and klass is BounceClass.HARD:
+    if temporary and klass is BounceClass.HARD and not rule.permanent:
         klass = BounceClass.SOFT
     return Classification(rule.category, klass, rule.id)
 

@@ -254,3 +254,146 @@ def test_replies_differing_only_in_address_or_message_id_share_a_cache_entry(
 def test_masking_keeps_words_and_codes_rules_rely_on() -> None:
     text = "552 5.2.2 OverQuotaPerm IB607 BL000012 1234567890"
     assert classifier.mask_variable_parts(text) == text
+
+
+# Rules of thumb (docs/classification.md, "Rules of thumb"; issue 15 item 1). The table holds
+# the real examples; these pin each rule's contract in the fewest words.
+@pytest.mark.parametrize(
+    ("code", "enhanced", "diagnostic", "category", "klass"),
+    [
+        # Who is limited: the recipient's mailbox (soft) or the sender (block), with the same
+        # "limit" words.
+        (
+            None,
+            "5.2.122",
+            "Recipient's per hour message receive limit exceeded.",
+            "throttled",
+            "soft",
+        ),
+        (
+            None,
+            "5.2.121",
+            "Recipient's per hour message receive limit from specific sender exceeded.",
+            "throttled",
+            "block",
+        ),
+        (
+            550,
+            "5.2.251",
+            "Sender throttled due to continuous mailbox full errors.",
+            "throttled",
+            "block",
+        ),
+        (None, "5.2.2", "Submission quota exceeded", "throttled", "block"),
+        # The reason after "Recipient address rejected:" / "mailbox unavailable" decides.
+        (
+            554,
+            "5.7.1",
+            "<a@b.c>: Recipient address rejected: Policy Rejection- Abuse. Go away.",
+            "spam_block",
+            "block",
+        ),
+        (
+            554,
+            "5.7.1",
+            "<a@b.c>: Recipient address rejected: Policy Rejection- Quota Exceeded.",
+            "policy",
+            "block",
+        ),
+        (
+            550,
+            None,
+            "Requested action not taken: mailbox unavailable (over quota)",
+            "mailbox_full",
+            "soft",
+        ),
+        (
+            550,
+            "5.7.1",
+            "<a@b.c>: Recipient address rejected: User unknown; see our policy",
+            "user_unknown",
+            "hard",
+        ),
+        # A policy/protocol code whose words say the recipient or its domain does not exist.
+        (None, "5.7.505", "Access denied, banned recipient", "user_unknown", "hard"),
+        (
+            554,
+            "5.5.0",
+            "The domain is not reachable. Please check the domain",
+            "bad_domain",
+            "hard",
+        ),
+        # The sender's own address; temporary deferrals aimed at the sender.
+        (501, "5.1.7", "Invalid address", "policy", "block"),
+        (550, None, "Sender domain does not resolve", "policy", "block"),
+        (
+            421,
+            "4.7.0",
+            "[GL01] Message from (192.0.2.1) temporarily deferred",
+            "throttled",
+            "block",
+        ),
+        (451, None, "Temporarily rejected, sender reputation too low", "spam_block", "block"),
+        # Words over codes.
+        (550, "5.7.1", "The mailbox is over its storage quota", "mailbox_full", "soft"),
+        (None, None, "This email address is no longer in use", "inactive_mailbox", "hard"),
+        (None, None, "Ich bin derzeit nicht im Büro", "auto_reply", "auto_reply"),
+        (None, None, "Cette adresse n'est plus utilisée", "inactive_mailbox", "hard"),
+    ],
+)
+def test_rules_of_thumb(
+    code: int | None, enhanced: str | None, diagnostic: str, category: str, klass: str
+) -> None:
+    verdict = classify(code, enhanced, diagnostic)
+    assert (verdict.category.value, verdict.bounce_class.value) == (category, klass), verdict.rule
+
+
+def test_a_rule_marked_permanent_is_not_downgraded_by_a_temporary_code() -> None:
+    # RFC 7505: a null MX is the domain's statement that it takes no mail, even when an MTA
+    # reports it with a 4.x.x status; an ordinary hard category still becomes soft.
+    null_mx = classify(
+        None, "4.0.0", "The domain example.com doesn't receive email: returned Null MX"
+    )
+    assert (null_mx.category, null_mx.bounce_class) == (Category.BAD_DOMAIN, BounceClass.HARD)
+    assert classify(None, "4.0.0", "Host or domain name not found").bounce_class is BounceClass.SOFT
+    assert classify(None, "5.7.27", "Sender address has null MX").bounce_class is BounceClass.BLOCK
+
+
+def test_a_category_class_is_a_default_a_rule_overrides() -> None:
+    # `throttled` defaults to block; the recipient-rate rule says soft for its texts only.
+    assert RULEBOOK.default_class[Category.THROTTLED] is BounceClass.BLOCK
+    by_id = {r.id: r for r in RULEBOOK.rules}
+    assert by_id["thumb.recipient_limited"].bounce_class is BounceClass.SOFT
+    assert by_id["thumb.sender_limited"].bounce_class is None
+
+
+def test_a_2xx_code_given_for_a_banner_yields_the_failure_further_on() -> None:
+    verdict = classify(
+        220, "4.2.1", "220-laposte 421 4.2.1 Service refuse. Veuillez essayer plus tard."
+    )
+    assert verdict.bounce_class is BounceClass.BLOCK
+    assert classify(250, None, "250 2.0.0 OK queued").bounce_class is BounceClass.DELIVERED
+
+
+def test_rulebook_rejects_a_permanent_flag_that_is_not_a_boolean() -> None:
+    header = "[category_class]\n" + "".join(
+        f'{c.value} = "{RULEBOOK.default_class[c].value}"\n' for c in Category
+    )
+    rule = (
+        '[[rule]]\nid = "x"\ntext = "a"\ncategory = "bad_domain"\nsource = "s"\npermanent = "yes"\n'
+    )
+    with pytest.raises(ValueError, match="permanent"):
+        load_rulebook(header + rule)
+
+
+def test_unless_keeps_a_rule_from_deciding() -> None:
+    header = "[category_class]\n" + "".join(
+        f'{c.value} = "{RULEBOOK.default_class[c].value}"\n' for c in Category
+    )
+    book = load_rulebook(
+        header + '[[rule]]\nid = "x"\ntext = "denied"\nunless = "relay"\n'
+        'category = "policy"\nsource = "s"\n'
+    )
+    (rule,) = book.rules
+    assert rule.matches("access denied", "550", "", "", "")
+    assert not rule.matches("relay access denied", "550", "", "", "")
