@@ -15,10 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from kafka import KafkaProducer
 
 from pipeline.config import Settings
-from tests.integration.conftest import WorkerProcess, read_topic, send, wait_for
+from pipeline.state import keys
+from tests.integration.conftest import WorkerProcess, kafka_ctl, read_topic, send, wait_for
 from tests.integration.test_worker import attempt
 
 pytestmark = pytest.mark.integration
@@ -92,3 +94,51 @@ def test_kill_after_emit_re_emits_only_the_same_event_ids(
     # The batch the worker died in was sent before the crash and never acked, so it was
     # re-emitted: without a duplicate this test would not have exercised the replay.
     assert len(out) > len(HARD), out
+
+
+def fcall_blocked(client: redis.Redis) -> bool:
+    """True when some client (the worker) waits in a paused FCALL: a batch is held in step 2."""
+    return any("b" in c["flags"] and c["cmd"] == "fcall" for c in client.client_list())
+
+
+def decided_in_redis(client: redis.Redis, settings: Settings) -> bool:
+    """True when the Redis step recorded a suppression for every address of HARD."""
+    docs = [keys.read_doc(client.get(keys.state(settings.namespace, a, "acme"))) for a in HARD]
+    return all("s" in doc.fields for doc in docs)
+
+
+def test_kafka_down_in_the_emit_step_loses_nothing(
+    settings: Settings, worker_factory: Any, redis_client: redis.Redis
+) -> None:
+    """Kafka stopped while a batch is between its Redis write and its sends: the emit step
+    waits (aiokafka retries the produce requests; retry_transient would catch a timeout)
+    until the broker is back, and every suppression comes out, one id per address.
+
+    Catches: an emit step that gives up on a Kafka error (logs it and returns, or treats it as
+    permanent) while the loop acks the batch anyway: the suppressions are then counted and
+    pending in Redis but never sent, and nothing reads the batch again."""
+    worker: WorkerProcess = worker_factory(settings)
+    # Hold the batch before its Redis write (CLIENT PAUSE WRITE blocks FCALL), stop Kafka
+    # under it, then let it go: the Redis step succeeds and the emit step meets no broker.
+    redis_client.client_pause(60_000, all=False)
+    try:
+        # A producer of its own, closed before the broker goes (see test_crash.py). One
+        # message holding every attempt, so that they are one batch.
+        producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+        try:
+            send(producer, settings.topics.attempts, orjson.dumps([attempt(a) for a in HARD]))
+        finally:
+            producer.close(timeout=10)
+        wait_for(lambda: fcall_blocked(redis_client), 30, worker.tail)
+        kafka_ctl("stop")
+        redis_client.client_unpause()
+        wait_for(lambda: decided_in_redis(redis_client, settings), 30, worker.tail)
+        wait_for(lambda: "Got error produce response" in worker.log.read_text(), 30, worker.tail)
+    finally:
+        redis_client.client_unpause()
+        kafka_ctl("start")
+    out = events(settings, len(HARD))
+    ids = ids_by_address(out)
+    assert sorted(ids) == sorted(HARD), worker.tail()
+    assert all(len(one) == 1 for one in ids.values()), ids
+    assert worker.proc.poll() is None, worker.tail()
