@@ -10,7 +10,10 @@ id of the event it duplicates.
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -20,12 +23,24 @@ from kafka import KafkaProducer
 
 from pipeline.config import Settings
 from pipeline.state import keys
-from tests.integration.conftest import WorkerProcess, kafka_ctl, read_topic, send, wait_for
+from tests.integration.conftest import (
+    REDIS_PORT,
+    TEST_VAR,
+    WorkerProcess,
+    _server,
+    kafka_ctl,
+    read_topic,
+    send,
+    wait_for,
+)
+from tests.integration.test_feedback import soft_bounces
 from tests.integration.test_worker import attempt
 
 pytestmark = pytest.mark.integration
 
 HARD = [f"hard{n}@example.com" for n in range(5)]
+OWN_REDIS_PORT = REDIS_PORT + 1
+"""A Redis of the Redis-kill test's own, so the session's shared one is never killed."""
 
 
 def events(settings: Settings, expect: int) -> list[dict[str, Any]]:
@@ -141,4 +156,61 @@ def test_kafka_down_in_the_emit_step_loses_nothing(
     ids = ids_by_address(out)
     assert sorted(ids) == sorted(HARD), worker.tail()
     assert all(len(one) == 1 for one in ids.values()), ids
+    assert worker.proc.poll() is None, worker.tail()
+
+
+def own_redis_ctl(action: str) -> None:
+    """start, stop or kill (SIGKILL) the Redis of test_redis_kill_... (deploy/redis.sh)."""
+    _server("redis.sh", action, {"REDIS_PORT": str(OWN_REDIS_PORT)})
+
+
+@pytest.fixture
+def own_redis() -> Iterator[redis.Redis]:
+    """A fresh Redis on OWN_REDIS_PORT started by deploy/redis.sh (AOF, appendfsync always)."""
+    data = TEST_VAR / f"redis-{OWN_REDIS_PORT}"
+    own_redis_ctl("stop")
+    shutil.rmtree(data, ignore_errors=True)
+    own_redis_ctl("start")
+    client = redis.Redis(host="127.0.0.1", port=OWN_REDIS_PORT)
+    try:
+        yield client
+    finally:
+        client.close()
+        own_redis_ctl("stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_redis_kill_with_appendfsync_always_loses_no_count_and_doubles_nothing(
+    settings: Settings, worker_factory: Any, producer: KafkaProducer, own_redis: redis.Redis
+) -> None:
+    """SIGKILL of Redis after a batch was counted, then a re-ship of part of it plus the
+    attempts that complete a count: the suppression that needs the counts from before the
+    kill comes out, and nothing suppressed before the kill comes out again.
+
+    Catches: Redis run without a durable AOF (e.g. `--appendonly no` in deploy/redis.sh):
+    the kill then forgets the counts (the soft-bounce run restarts, no suppression) and the
+    replay guard (the re-shipped hard bounce is suppressed a second time)."""
+    config = own_redis.config_get("append*")
+    assert (config["appendonly"], config["appendfsync"]) == ("yes", "always")
+    settings = replace(settings, redis_url=f"redis://127.0.0.1:{OWN_REDIS_PORT}/0")
+    worker: WorkerProcess = worker_factory(settings)
+    soft = soft_bounces("soft@example.com", 10)
+    first, again = attempt("hard0@example.com"), attempt("hard1@example.com")
+    # One key for all: one partition, in order, so a sentinel's suppression shows that every
+    # attempt before it was counted.
+    for doc in [*soft[:9], first]:
+        send(producer, settings.topics.attempts, doc, key="reship")
+    assert [e["address"] for e in events(settings, 1)] == ["hard0@example.com"], worker.tail()
+    own_redis_ctl("kill")
+    own_redis_ctl("start")
+    # The re-ship: the tail of the soft run and the hard bounce again (same event ids), then
+    # the tenth soft bounce and a new sentinel.
+    for doc in [*soft[4:9], first, soft[9], again]:
+        send(producer, settings.topics.attempts, doc, key="reship")
+    out = events(settings, 3)
+    assert sorted((e["address"], e["rule"], e["count"]) for e in out) == [
+        ("hard0@example.com", "immediate_hard", 1),
+        ("hard1@example.com", "immediate_hard", 1),
+        ("soft@example.com", "consecutive_soft", 10),
+    ], worker.tail()
     assert worker.proc.poll() is None, worker.tail()
