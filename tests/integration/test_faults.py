@@ -125,13 +125,16 @@ def decided_in_redis(client: redis.Redis, settings: Settings) -> bool:
 def test_kafka_down_in_the_emit_step_loses_nothing(
     settings: Settings, worker_factory: Any, redis_client: redis.Redis
 ) -> None:
-    """Kafka stopped while a batch is between its Redis write and its sends: the emit step
-    waits (aiokafka retries the produce requests; retry_transient would catch a timeout)
-    until the broker is back, and every suppression comes out, one id per address.
+    """Kafka stopped while a batch is between its Redis write and its sends: the worker rides
+    the outage out by itself (aiokafka keeps the records and retries the produce requests; a
+    timeout would reach retry_transient) and once the broker is back every suppression comes
+    out, one id per address, with no restart of the worker.
 
-    Catches: an emit step that gives up on a Kafka error (logs it and returns, or treats it as
-    permanent) while the loop acks the batch anyway: the suppressions are then counted and
-    pending in Redis but never sent, and nothing reads the batch again."""
+    Catches: a worker that dies or wedges when the broker goes away in the middle of a batch
+    (the process must still run and the batch finish without a restart).
+    Does not catch an emit step that gives up and acks while the records are still buffered:
+    aiokafka delivers them anyway once Kafka is back; test_kill_after_redis_... covers the
+    emitted mark written ahead of the send."""
     worker: WorkerProcess = worker_factory(settings)
     # Hold the batch before its Redis write (CLIENT PAUSE WRITE blocks FCALL), stop Kafka
     # under it, then let it go: the Redis step succeeds and the emit step meets no broker.
