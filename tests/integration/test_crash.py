@@ -1,8 +1,9 @@
-"""No suppression lost, none invented: worker crashes and Redis outages on the real servers."""
+"""No suppression lost, none invented: worker crashes and Redis outages on the real servers.
+
+A kill -9 between Redis and Kafka (and after Kafka) is in test_faults.py."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -10,9 +11,6 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline.config import Settings
-from pipeline.core.decode import attempt_from_mapping
-from pipeline.core.policies import load_preset
-from pipeline.state.store import Store
 from tests.integration.conftest import (
     WorkerProcess,
     kafka_ctl,
@@ -53,27 +51,6 @@ def test_worker_stopped_during_a_redis_outage_loses_nothing(
     # the same group reads it again and the suppression comes out exactly once.
     worker_factory(settings)
     assert suppressed_addresses(settings, 1) == ["outage@example.com"]
-
-
-def test_crash_between_redis_and_kafka_re_emits_the_same_event(
-    settings: Settings, worker_factory: Any, producer: KafkaProducer
-) -> None:
-    doc = attempt("halfway@example.com")
-    # A previous worker counted this attempt in Redis and died before sending the event.
-    store = Store.from_url(settings.redis_url, load_preset("default"), namespace=settings.namespace)
-
-    async def count_only() -> str:
-        try:
-            [decided] = await store.apply_attempts([attempt_from_mapping(doc)])
-            return decided.event_id
-        finally:
-            await store.close()
-
-    event_id = asyncio.run(count_only())
-    worker_factory(settings)
-    send(producer, settings.topics.attempts, doc, key="halfway@example.com")
-    events = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.suppressions, 1)]
-    assert [e["event_id"] for e in events] == [event_id]
 
 
 def test_redis_restart_keeps_counters(
