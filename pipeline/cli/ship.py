@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="auto", help="default: auto")
     parser.add_argument("--tenant", default="default", help="tenant for lines that name none")
     parser.add_argument(
-        "--year", type=int, default=None, help="year for classic syslog stamps (default: now)"
+        "--year",
+        type=int,
+        default=None,
+        help="year for classic syslog stamps (default: inferred per line from the current time)",
     )
     parser.add_argument(
         "--follow", action="store_true", help="keep reading like tail -F (rotation, truncation)"

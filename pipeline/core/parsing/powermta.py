@@ -30,6 +30,7 @@ from pipeline.core.decode import normalize_address, parse_ts
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt, Outcome
 from pipeline.core.parsing.base import LogParser, event_id, find_enhanced, host_of, split_reply
+from pipeline.core.parsing.syslog import Clock, utc_now
 
 _DEFAULT_HEADER = (
     "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,"
@@ -55,8 +56,10 @@ class PowerMtaParser(LogParser):
 
     fmt: ClassVar[str] = "pmta"
 
-    def __init__(self, *, tenant: str = "default", year: int) -> None:
-        super().__init__(tenant=tenant, year=year)
+    def __init__(
+        self, *, tenant: str = "default", year: int | None = None, clock: Clock = utc_now
+    ) -> None:
+        super().__init__(tenant=tenant, year=year, clock=clock)
         self._columns: tuple[str, ...] = tuple(c.lower() for c in DEFAULT_FIELDS)
 
     def _parse(self, text: str) -> list[Attempt]:
