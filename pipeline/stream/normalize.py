@@ -16,9 +16,10 @@ one log file must reach the same parser in file order. A parser is kept per (par
 source), where source is the wrapper's host and file, else the Kafka message key. So shippers
 must key raw lines by host or by file (never round-robin): then one file stays on one
 partition, in order. Lines of several files on one partition are fine when each names its
-host/file (wrapper) or key. After a restart or a rebalance the parsers start empty: a PowerMTA
-file whose header was read before the committed offset is read with the default columns until
-its next header, and an `expired` line whose deferrals were read before is skipped.
+host/file (wrapper) or key. After a restart or a rebalance the parsers start empty: the rows
+of a PowerMTA file whose header was read before the committed offset are dead-lettered as
+`missing_header` until its next header, and an `expired` line whose deferrals were read before
+is skipped (docs/shipping.md, "After a restart or a rebalance", says why and what to do).
 
 Order inside a unit (STYLE.md, as in `apply.py`; the loop is pipeline.stream.batch):
   1. Parse every line (while the previous unit is being produced). A bad one goes to the
