@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--year",
         type=int,
         default=None,
-        help="year for classic syslog stamps, which have none (default: current UTC year)",
+        help="year for classic syslog stamps, which have none (default: inferred per line, the "
+        "current UTC year or the year before for a stamp over a day ahead)",
     )
     parser.add_argument("file", nargs="?", default="-", metavar="FILE", help="log file, - = stdin")
 

@@ -7,8 +7,12 @@ like `tail -F`, through rotation and truncation, until SIGINT or SIGTERM; either
 the read, flushes what was read, and exits. Progress goes to stderr every `--progress`
 seconds, and a summary line at the end. Kafka and topic names come from BOUNCEGUARD_*.
 
+A failed send is retried with backoff (1 s doubling to 30 s, 6 rounds, WARNING lines with counts
+only), each partition's messages in order; what still fails is dropped and counted.
+
 Exit codes: 0 = every line read was delivered (attempts or dead letters); 1 = some sends
-failed; 2 = FILE cannot be read, the broker cannot be reached or the topic does not exist.
+failed after their retries; 2 = FILE cannot be read, the broker cannot be reached or the topic
+does not exist.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="auto", help="default: auto")
     parser.add_argument("--tenant", default="default", help="tenant for lines that name none")
     parser.add_argument(
-        "--year", type=int, default=None, help="year for classic syslog stamps (default: now)"
+        "--year",
+        type=int,
+        default=None,
+        help="year for classic syslog stamps (default: inferred per line from the current time)",
     )
     parser.add_argument(
         "--follow", action="store_true", help="keep reading like tail -F (rotation, truncation)"

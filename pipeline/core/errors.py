@@ -28,6 +28,8 @@ class Reason(enum.StrEnum):
     """The event time cannot be read."""
     UNKNOWN_FORMAT = "unknown_format"
     """A log line in no format we know."""
+    MISSING_HEADER = "missing_header"
+    """A CSV row (PowerMTA accounting) read before any header line: its columns are unknown."""
     INTERNAL = "internal_error"
     """Processing raised an unexpected error for this one input (a bug: see the worker log)."""
     NOT_AN_ATTEMPT = "not_an_attempt"

@@ -13,7 +13,8 @@ what an operator (or `kafka-consumer-groups.sh`) sees. The admin calls block, so
 thread. Why a Redis client of its own: the state layer's Store is about counters; one INFO
 call here keeps memory sampling out of it (the state layer stays the only code that touches
 keys). A failed sample logs a warning and leaves the gauges as they were: monitoring must
-never stop the worker.
+never stop the worker. At shutdown (faust's `on_before_shutdown`) both clients are closed, after
+a sample in progress, and the timer samples no more (`Monitor.close`).
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ class LagProbe:
 
     def close(self) -> None:
         """Close the admin client (the next call reconnects)."""
-        if self._admin is not None:
-            self._admin.close()
-            self._admin = None
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            admin.close()
 
     def read(self, topics: Collection[str]) -> dict[TopicPartition, int]:
         """Return the lag of every partition of `topics` for the group `settings.app_id`."""
@@ -131,15 +132,60 @@ async def sample_redis(client: aioredis.Redis) -> None:
     metrics.REDIS_MAXMEMORY.set(float(info.get("maxmemory", 0)))
 
 
-def attach(app: Any, settings: Settings) -> None:
-    """Set worker info and the tenant cap, and add the leader-only sampling timer to `app`
-    (no I/O until the worker runs)."""
+class Monitor:
+    """The sampling timer's body and the clients it owns, until `close`."""
+
+    def __init__(self, app: Any, settings: Settings, probe: LagProbe, client: Any) -> None:
+        self.app = app
+        self.settings = settings
+        self.probe = probe
+        self.client: aioredis.Redis = client
+        self.closed = False
+        self._lock = asyncio.Lock()  # a sample and the close never overlap
+
+    async def sample(self) -> None:
+        """One tick: publish consumer lag, then Redis memory. Does nothing once closed."""
+        async with self._lock:
+            if self.closed:
+                return
+            await sample_lag(self.probe, consumed_topics(self.app, self.settings))
+            await sample_redis(self.client)
+
+    async def close(self) -> None:
+        """Close the Kafka admin client and the Redis client, once, after a sample in
+        progress; later ticks do nothing. Never raises: a failed close logs a warning."""
+        async with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                await asyncio.to_thread(self.probe.close)
+            except Exception as exc:  # shutting down: report, carry on with the rest
+                log.warning("monitor kafka admin close failed error=%s", type(exc).__name__)
+            try:
+                await self.client.aclose()
+            except Exception as exc:
+                log.warning("monitor redis close failed error=%s", type(exc).__name__)
+
+
+def attach(
+    app: Any, settings: Settings, *, probe: LagProbe | None = None, client: Any = None
+) -> Monitor:
+    """Set worker info and the tenant cap, add the leader-only sampling timer to `app`, and
+    close its clients when the app shuts down (no I/O until the worker runs). `probe` and
+    `client` replace the Kafka admin and Redis clients (tests); return the Monitor."""
     metrics.WORKER_INFO.info({"version": __version__, "app_id": settings.app_id})
     metrics.TENANTS.limit = settings.metrics_tenant_cap
-    probe = LagProbe(settings)
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
+    if client is None:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
+    sampler = Monitor(app, settings, probe or LagProbe(settings), client)
 
     @app.timer(interval=settings.monitor_interval, on_leader=True)  # type: ignore[untyped-decorator]
     async def monitor() -> None:
-        await sample_lag(probe, consumed_topics(app, settings))
-        await sample_redis(client)
+        await sampler.sample()
+
+    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
+    async def close_monitor(sender: Any, **kwargs: Any) -> None:
+        await sampler.close()
+
+    return sampler

@@ -16,9 +16,10 @@ one log file must reach the same parser in file order. A parser is kept per (par
 source), where source is the wrapper's host and file, else the Kafka message key. So shippers
 must key raw lines by host or by file (never round-robin): then one file stays on one
 partition, in order. Lines of several files on one partition are fine when each names its
-host/file (wrapper) or key. After a restart or a rebalance the parsers start empty: a PowerMTA
-file whose header was read before the committed offset is read with the default columns until
-its next header, and an `expired` line whose deferrals were read before is skipped.
+host/file (wrapper) or key. After a restart or a rebalance the parsers start empty: the rows
+of a PowerMTA file whose header was read before the committed offset are dead-lettered as
+`missing_header` until its next header, and an `expired` line whose deferrals were read before
+is skipped (docs/shipping.md, "After a restart or a rebalance", says why and what to do).
 
 Order inside a unit (STYLE.md, as in `apply.py`; the loop is pipeline.stream.batch):
   1. Parse every line (while the previous unit is being produced). A bad one goes to the
@@ -36,7 +37,6 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -47,6 +47,7 @@ from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt
 from pipeline.core.parsing import LogParser, make_parser
 from pipeline.core.parsing.kumomta import KNOWN_TYPES
+from pipeline.core.parsing.syslog import Clock, utc_now
 from pipeline.stream import deadletter, metrics
 from pipeline.stream.batch import run_batches
 from pipeline.stream.retry import retry_transient
@@ -139,19 +140,27 @@ class LineUnit:
 class NormalizeBatch:
     """The normalize agent's body (see pipeline.stream.batch.BatchBody).
 
-    Holds the stateful parsers, one per (partition, tenant, source, year), least recently
-    used dropped first beyond MAX_STREAMS. The year is part of the key because classic syslog
-    stamps have none: a parser made in December must not stamp January's lines.
+    Holds the stateful parsers, one per (partition, tenant, source), least recently used
+    dropped first beyond MAX_STREAMS. Classic syslog stamps have no year: each line's is
+    inferred from `clock()` (processing time) as it is parsed, so a December line read in
+    January is December of last year (`pipeline.core.parsing.syslog.stamp_near`).
     """
 
     def __init__(
-        self, app: Any, topics: AppTopics, *, default_tenant: str = "default", max_lines: int = 5000
+        self,
+        app: Any,
+        topics: AppTopics,
+        *,
+        default_tenant: str = "default",
+        max_lines: int = 5000,
+        clock: Clock = utc_now,
     ) -> None:
         self.app = app
         self.topics = topics
         self.default_tenant = default_tenant
         self.max_lines = max_lines
-        self._parsers: OrderedDict[tuple[int, str, str, int], LogParser] = OrderedDict()
+        self.clock = clock
+        self._parsers: OrderedDict[tuple[int, str, str], LogParser] = OrderedDict()
         self._partitions: list[int] | None = None
 
     def units(self, messages: Sequence[Any]) -> Iterator[LineUnit]:
@@ -233,11 +242,10 @@ class NormalizeBatch:
 
     def _parser(self, partition: int, tenant: str | None, source: str) -> LogParser:
         tenant = tenant or self.default_tenant
-        year = datetime.now(UTC).year
-        key = (partition, tenant, source, year)
+        key = (partition, tenant, source)
         parser = self._parsers.get(key)
         if parser is None:
-            parser = self._parsers[key] = make_parser("auto", tenant=tenant, year=year)
+            parser = self._parsers[key] = make_parser("auto", tenant=tenant, clock=self.clock)
             if len(self._parsers) > MAX_STREAMS:
                 self._parsers.popitem(last=False)
         else:

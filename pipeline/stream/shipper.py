@@ -12,7 +12,9 @@ Responsibilities:
   sees each address's attempts on the same partition, in file order, as if keyed one by one;
 - send lines that cannot be parsed to `mta.log.raw.deadletter`, in the worker's envelope
   (source topic = the file name, partition 0, offset = the line number);
-- know whether everything was delivered (`Shipper.flush` checks every send's future).
+- know whether everything was delivered (`Shipper.flush` checks every send's future), and
+  retry what failed with backoff, a bounded number of rounds, each partition's messages in
+  their order (`Backoff`, `Shipper.flush`).
 
 kafka-python (blocking) is used rather than faust: ship is a plain process with no consumer.
 The producer must be idempotent (kafka-python's default) so retries keep per-partition order.
@@ -23,12 +25,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from io import BufferedReader
 from typing import Any
 
 import orjson
+from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from pipeline.config import Topics
@@ -227,6 +231,42 @@ class LogReader:
         return Line(self._number, raw.removesuffix(b"\r"))
 
 
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How `Shipper.flush` retries failed sends: up to `retries` rounds, waiting `first`
+    seconds before the first, doubling up to `cap` (1, 2, 4, 8, 16, 30: about a minute in all,
+    on top of the producer's own retries within its 120 s delivery timeout)."""
+
+    retries: int = 6
+    first: float = 1.0
+    cap: float = 30.0
+
+    def delay(self, round_: int) -> float:
+        """Seconds to wait before retry round `round_` (1-based)."""
+        return float(min(self.first * 2 ** (round_ - 1), self.cap))
+
+
+@dataclass(slots=True)
+class _Send:
+    """One message handed to the producer, kept until its delivery is known."""
+
+    topic: str
+    value: bytes
+    partition: int | None
+    future: Any = None
+    """The producer's future; None when `send` itself raised (`error` names the exception)."""
+    error: str = ""
+
+    def failed(self) -> bool:
+        """True when the message is not known to be delivered (call after a flush)."""
+        return self.future is None or not self.future.is_done or bool(self.future.failed())
+
+    def error_name(self) -> str:
+        """The failure's exception type name (never its text: it may quote the payload)."""
+        exc = getattr(self.future, "exception", None)
+        return self.error or (type(exc).__name__ if exc is not None else "not delivered")
+
+
 @dataclass
 class ShipStats:
     """Counts for progress and the final summary."""
@@ -243,7 +283,10 @@ class Shipper:
     """Parses lines with one parser and produces their attempts with a kafka-python producer.
 
     Not thread-safe; call `ship` for each line in file order, `flush` when the input is idle
-    or ends. Returning from `ship` promises nothing about delivery; `flush` does.
+    or ends. Returning from `ship` promises nothing about delivery; `flush` does, retrying
+    what failed (`backoff`, waiting with `sleep`). A `send` that raises (the producer's buffer
+    stayed full for `max_block_ms`: the broker is away) makes `ship` flush, and so retry, at
+    once.
     """
 
     def __init__(
@@ -254,8 +297,12 @@ class Shipper:
         *,
         source: str,
         batch_size: int = 500,
+        backoff: Backoff = Backoff(),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.producer = producer
+        self.backoff = backoff
+        self.sleep = sleep
         self.topics = topics
         self.parser = parser
         self.source = source
@@ -265,11 +312,19 @@ class Shipper:
         if not found:
             raise LookupError(f"topic {topics.attempts} does not exist")
         self.partitions = sorted(found)
-        self._futures: list[Any] = []
+        self._sent: list[_Send] = []
+        self._held: set[tuple[str, int | None]] = set()
+        """(topic, partition)s whose send raised since the last flush: their later messages
+        wait behind it, unsent, so the retry keeps the partition's order."""
 
     def ship(self, line: Line) -> None:
         """Parse one line and queue its attempts (or its dead letter) for sending."""
         self.stats.lines += 1
+        self._queue(line)
+        if self._held:
+            self.flush()
+
+    def _queue(self, line: Line) -> None:
         try:
             attempts = self.parser.feed(line.data)
         except InvalidInput as exc:
@@ -286,18 +341,84 @@ class Shipper:
                 self._send(self.topics.attempts, ready[1], ready[0])
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Send every pending batch, wait for the broker's acks, and return True when every
-        message sent so far was delivered (failures are counted in `stats.failed`)."""
+        """Send every pending batch and wait for the broker's acks; retry the messages that
+        failed, up to `backoff.retries` rounds with a growing wait, logging each round at
+        WARNING (counts and the error type, never a payload). Return True when every message
+        sent so far was delivered; messages still failing after the last round are dropped,
+        logged at ERROR and counted in `stats.failed`.
+
+        A message is sent again only when its own send failed, so each is delivered once (as
+        far as the producer can tell; a copy would dedupe downstream by event id). Retries
+        keep each partition's order: see `_resend`.
+        """
         for partition, message in self.batcher.drain():
             self._send(self.topics.attempts, message, partition)
-        self.producer.flush(timeout=timeout)
-        for future in self._futures:
-            if not future.is_done or future.failed():
-                self.stats.failed += 1
-                log.error("send failed error=%s", getattr(future, "exception", None))
-        self._futures.clear()
+        failed = self._settle(timeout)
+        for round_ in range(1, self.backoff.retries + 1):
+            if not failed:
+                break
+            delay = self.backoff.delay(round_)
+            log.warning(
+                "send failed messages=%d error=%s; retry %d/%d in %.1fs",
+                len(failed),
+                failed[0].error_name(),
+                round_,
+                self.backoff.retries,
+                delay,
+            )
+            self.sleep(delay)
+            failed = self._resend(failed, timeout)
+        if failed:
+            self.stats.failed += len(failed)
+            log.error(
+                "send failed messages=%d error=%s retries=%d; dropped",
+                len(failed),
+                failed[0].error_name(),
+                self.backoff.retries,
+            )
         return self.stats.failed == 0
+
+    def _resend(self, failed: list[_Send], timeout: float | None) -> list[_Send]:
+        """Send `failed` (in send order) again in waves of one message per (topic, partition),
+        so a partition's messages arrive in their order: a partition whose message fails stops
+        for this round. Return what is still undelivered, each partition's in order."""
+        queues: dict[tuple[str, int | None], deque[_Send]] = {}
+        for item in failed:
+            queues.setdefault((item.topic, item.partition), deque()).append(item)
+        left: list[_Send] = []
+        while queues:
+            for queue in queues.values():
+                self._submit(queue.popleft())
+            for item in self._settle(timeout):
+                left.append(item)
+                left.extend(queues.pop((item.topic, item.partition)))
+            queues = {key: queue for key, queue in queues.items() if queue}
+        return left
+
+    def _settle(self, timeout: float | None) -> list[_Send]:
+        """Wait for every message in flight; return those not delivered, in send order."""
+        self.producer.flush(timeout=timeout)
+        sent, self._sent = self._sent, []
+        self._held.clear()
+        return [item for item in sent if item.failed()]
 
     def _send(self, topic: str, value: bytes, partition: int | None) -> None:
         self.stats.messages += 1
-        self._futures.append(self.producer.send(topic, value=value, partition=partition))
+        self._submit(_Send(topic, value, partition))
+
+    def _submit(self, item: _Send) -> None:
+        """Hand `item` to the producer. A send that raises is kept as failed and holds back
+        its partition's later messages (kept as failed, unsent) until the next flush."""
+        key = (item.topic, item.partition)
+        if key in self._held:
+            item.future, item.error = None, "held"
+        else:
+            try:
+                item.future = self.producer.send(
+                    item.topic, value=item.value, partition=item.partition
+                )
+                item.error = ""
+            except KafkaError as exc:
+                item.future, item.error = None, type(exc).__name__
+                self._held.add(key)
+        self._sent.append(item)

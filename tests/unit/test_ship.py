@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
+from kafka.errors import KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner as KafkaPythonPartitioner
 
 from pipeline.config import Topics
 from pipeline.core.decode import decode_attempts
 from pipeline.core.parsing import make_parser
-from pipeline.stream.shipper import Line, PartitionBatcher, Shipper, partition_for
+from pipeline.stream.shipper import Backoff, Line, PartitionBatcher, Shipper, partition_for
 
 ADDRESSES = [f"user{i}@example.com" for i in range(200)] + ["Ünïcode@bücher.example", "a@b.io"]
 
@@ -95,21 +97,42 @@ class _Future:
         return not self.ok
 
 
+Sent = tuple[str, bytes, int | None]
+
+
 @dataclass
 class FakeProducer:
-    """Records sends; `partitions_for` like kafka-python's (None for an unknown topic)."""
+    """Records sends; `partitions_for` like kafka-python's (None for an unknown topic).
+
+    `fail`: every send fails. `fail_first`: the first N sends fail (their futures, after the
+    flush, as when the producer's delivery timeout ran out while the broker was away).
+    `raise_first`: the first N calls of `send` raise (the buffer stayed full). `delivered`
+    holds what the broker got, in the order it got it.
+    """
 
     partitions: dict[str, set[int]]
-    sent: list[tuple[str, bytes, int | None]] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
     fail: bool = False
+    fail_first: int = 0
+    raise_first: int = 0
     flushed: int = 0
+    calls: int = 0
+    delivered: list[Sent] = field(default_factory=list)
 
     def partitions_for(self, topic: str) -> set[int] | None:
         return self.partitions.get(topic)
 
     def send(self, topic: str, value: bytes, partition: int | None = None) -> _Future:
+        self.calls += 1
+        if self.calls <= self.raise_first:
+            raise KafkaTimeoutError(
+                "Failed to allocate memory within the configured max blocking time"
+            )
         self.sent.append((topic, value, partition))
-        return _Future(ok=not self.fail)
+        ok = not self.fail and len(self.sent) > self.fail_first
+        if ok:
+            self.delivered.append((topic, value, partition))
+        return _Future(ok=ok, exception=None if ok else KafkaTimeoutError("Batch expired"))
 
     def flush(self, timeout: float | None = None) -> None:
         self.flushed += 1
@@ -126,9 +149,18 @@ def bounce(n: int, rcpt: str) -> bytes:
     return BOUNCE.format(s=n % 60, n=n, rcpt=rcpt).encode()
 
 
-def make_shipper(producer: Any, batch_size: int = 500) -> Shipper:
+def make_shipper(
+    producer: Any, batch_size: int = 500, sleeps: list[float] | None = None
+) -> Shipper:
     parser = make_parser("auto", tenant="acme", year=2026)
-    return Shipper(producer, Topics(), parser, source="mail.log", batch_size=batch_size)
+    return Shipper(
+        producer,
+        Topics(),
+        parser,
+        source="mail.log",
+        batch_size=batch_size,
+        sleep=(sleeps if sleeps is not None else []).append,
+    )
 
 
 def test_shipper_groups_attempts_by_the_key_partition_in_file_order() -> None:
@@ -172,12 +204,102 @@ def test_shipper_dead_letters_bad_lines_with_line_numbers() -> None:
     assert (stats.lines, stats.attempts, stats.skipped, stats.dead) == (4, 1, 1, 2)
 
 
-def test_shipper_reports_failed_sends() -> None:
+def per_partition(sent: list[Sent]) -> dict[tuple[str, int | None], list[bytes]]:
+    """What each (topic, partition) got, in order: Kafka's order is per partition."""
+    got: dict[tuple[str, int | None], list[bytes]] = {}
+    for topic, value, partition in sent:
+        got.setdefault((topic, partition), []).append(value)
+    return got
+
+
+def attempts_per_partition(sent: list[Sent]) -> dict[tuple[str, int | None], list[str]]:
+    """The event ids each (topic, partition) got, in order (message boundaries aside)."""
+    return {
+        key: [a.event_id for value in values for a in decode_attempts(value)]
+        for key, values in per_partition(sent).items()
+    }
+
+
+def ship_all(shipper: Shipper, lines: list[bytes], flush_every: int) -> bool:
+    """Ship `lines`, flushing every `flush_every` lines (as --follow does when it catches up)."""
+    ok = True
+    for n, data in enumerate(lines, 1):
+        shipper.ship(Line(n, data))
+        if n % flush_every == 0:
+            ok = shipper.flush() and ok
+    return shipper.flush() and ok
+
+
+LINES = [bounce(n, f"r{n % 9}@example.com") for n in range(1, 41)]
+PARTITIONS = {"delivery.attempts": {0, 1, 2}}
+
+
+def addresses_in(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "@" in r.getMessage()]
+
+
+@pytest.mark.parametrize("extra", [0, 2, 5])
+def test_failed_sends_are_retried_with_backoff_each_delivered_once_in_order(
+    extra: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker is away for the first flush's sends and `extra` more: every message is
+    delivered exactly once, each partition's in its order, after 1 s, 2 s, ... waits, with
+    WARNING lines that name no address."""
+    reference = FakeProducer(PARTITIONS)
+    assert ship_all(make_shipper(reference, batch_size=2), LINES[:20], flush_every=20)
+    first_flush = len(reference.sent)
+    # several messages per partition in the flush, so the retry has an order to keep
+    assert max(len(v) for v in per_partition(reference.sent).values()) >= 3
+    reference = FakeProducer(PARTITIONS)
+    assert ship_all(make_shipper(reference, batch_size=2), LINES, flush_every=20)
+    producer = FakeProducer(PARTITIONS, fail_first=first_flush + extra)
+    sleeps: list[float] = []
+    shipper = make_shipper(producer, batch_size=2, sleeps=sleeps)
+    caplog.set_level(logging.DEBUG)
+    assert ship_all(shipper, LINES, flush_every=20) is True
+    assert sorted(producer.delivered) == sorted(reference.delivered)  # each once, none lost
+    assert per_partition(producer.delivered) == per_partition(reference.delivered)  # in order
+    assert shipper.stats.failed == 0
+    assert shipper.stats.messages == len(reference.sent)
+    assert sleeps == [Backoff().delay(r) for r in range(1, len(sleeps) + 1)]
+    assert sleeps and sleeps[0] == 1.0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == len(sleeps)
+    assert "error=KafkaTimeoutError" in warnings[0].getMessage()
+    assert addresses_in(caplog) == []
+
+
+def test_a_send_that_raises_is_retried_at_once() -> None:
+    """The producer's buffer stayed full (send raises after max_block_ms): ship flushes and
+    retries before reading on, instead of stopping the process with the lines queued."""
+    reference = FakeProducer(PARTITIONS)
+    assert ship_all(make_shipper(reference, batch_size=2), LINES, flush_every=50)
+    producer = FakeProducer(PARTITIONS, raise_first=3)
+    sleeps: list[float] = []
+    shipper = make_shipper(producer, batch_size=2, sleeps=sleeps)
+    assert ship_all(shipper, LINES, flush_every=50) is True
+    # the retry flushed early (other message boundaries): compare the attempts
+    got = attempts_per_partition(producer.delivered)
+    assert got == attempts_per_partition(reference.delivered)  # each once, in order
+    assert sum(len(ids) for ids in got.values()) == len(LINES)
+    assert sleeps  # retried after a wait, not dropped
+
+
+def test_sends_failing_every_retry_are_dropped_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     producer = FakeProducer({"delivery.attempts": {0}}, fail=True)
-    shipper = make_shipper(producer)
+    sleeps: list[float] = []
+    shipper = make_shipper(producer, sleeps=sleeps)
     shipper.ship(Line(1, bounce(1, "x@example.com")))
+    caplog.set_level(logging.DEBUG)
     assert shipper.flush() is False
     assert shipper.stats.failed == 1
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]  # bounded: about a minute
+    assert len(producer.sent) == 7  # the send and its 6 retries
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "dropped" in error.getMessage()
+    assert addresses_in(caplog) == []
 
 
 def test_shipper_needs_the_topic() -> None:

@@ -1,12 +1,11 @@
 """MTA log parsers: raw log lines in, normalized `Attempt`s out (or `InvalidInput`).
 
 One module per format behind one interface (`base.LogParser`); `make_parser` is the entry
-point. Pure: no I/O, no clocks except the default year chosen in `make_parser`.
+point. Pure: no I/O; the one clock is the reference time classic syslog stamps take their year
+from (injectable, `make_parser(clock=...)`).
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from pipeline.core.parsing.base import LogParser
 from pipeline.core.parsing.detect import AutoParser, detect_format
@@ -16,6 +15,7 @@ from pipeline.core.parsing.kumomta import KumoMtaParser
 from pipeline.core.parsing.postfix import PostfixParser
 from pipeline.core.parsing.powermta import PowerMtaParser
 from pipeline.core.parsing.sendmail import SendmailParser
+from pipeline.core.parsing.syslog import Clock, utc_now
 
 PARSERS: dict[str, type[LogParser]] = {
     "auto": AutoParser,
@@ -31,13 +31,17 @@ PARSERS: dict[str, type[LogParser]] = {
 FORMATS: tuple[str, ...] = tuple(PARSERS)
 
 
-def make_parser(fmt: str, *, tenant: str = "default", year: int | None = None) -> LogParser:
+def make_parser(
+    fmt: str, *, tenant: str = "default", year: int | None = None, clock: Clock = utc_now
+) -> LogParser:
     """Return a new parser for `fmt` (one of FORMATS) for one log stream.
 
     `tenant` is stamped on attempts whose line names none (see docs/parsing.md for the
-    formats that carry their own). `year` completes classic syslog stamps, which have none;
-    it defaults to the current UTC year, read once here. Raises ValueError for an unknown
-    format name (a caller's mistake, not bad input).
+    formats that carry their own). Classic syslog stamps have no year: `year` pins it;
+    without it each line's year is inferred from `clock()` (default: now, UTC), read per line:
+    the clock's year, or the year before when that would put the stamp more than a day after
+    the clock (`syslog.stamp_near`). Raises ValueError for an unknown format name (a caller's
+    mistake, not bad input).
     """
     try:
         cls = PARSERS[fmt]
@@ -45,7 +49,7 @@ def make_parser(fmt: str, *, tenant: str = "default", year: int | None = None) -
         raise ValueError(
             f"unknown log format {fmt!r}; expected one of {', '.join(FORMATS)}"
         ) from None
-    return cls(tenant=tenant, year=year if year is not None else datetime.now(UTC).year)
+    return cls(tenant=tenant, year=year, clock=clock)
 
 
 __all__ = ["FORMATS", "PARSERS", "LogParser", "detect_format", "make_parser"]

@@ -20,6 +20,7 @@ from typing import ClassVar
 from pipeline.core.decode import MAX_RECORD_BYTES
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt
+from pipeline.core.parsing.syslog import Clock, utc_now
 
 
 class LogParser(abc.ABC):
@@ -32,11 +33,15 @@ class LogParser(abc.ABC):
     fmt: ClassVar[str]
     """Format name, as given to `make_parser` and used in event ids."""
 
-    def __init__(self, *, tenant: str = "default", year: int) -> None:
+    def __init__(
+        self, *, tenant: str = "default", year: int | None = None, clock: Clock = utc_now
+    ) -> None:
         self.tenant = tenant
         """Tenant stamped on attempts whose log line names none."""
         self.year = year
-        """Year for timestamps that carry none (classic syslog)."""
+        """Year for timestamps that carry none (classic syslog); None: inferred per line."""
+        self.clock = clock
+        """Reference time for inferring that year (syslog.stamp_near), read per line."""
 
     def feed(self, line: str | bytes) -> list[Attempt]:
         """Parse one log line.

@@ -30,7 +30,7 @@ from pipeline.core.parsing.kumomta import KNOWN_TYPES, KumoMtaParser
 from pipeline.core.parsing.postfix import PostfixParser
 from pipeline.core.parsing.powermta import PowerMtaParser
 from pipeline.core.parsing.sendmail import SendmailParser
-from pipeline.core.parsing.syslog import parse_syslog
+from pipeline.core.parsing.syslog import Clock, parse_syslog, utc_now
 
 _PMTA_ROW = re.compile(r"^(?:d|b|t|tq|r|f|rb|rs),", re.I)
 _SYSLOG_OTHER = "syslog"
@@ -70,12 +70,12 @@ def _json_kind(doc: Any) -> str | None:
     return None
 
 
-def _text_kind(text: str, year: int) -> str | None:
+def _text_kind(text: str, year: int | None, clock: Clock = utc_now) -> str | None:
     if text[:5].lower() == "type," or _PMTA_ROW.match(text):
         return "pmta"
     if EXIM_LINE.match(text):
         return "exim"
-    line = parse_syslog(text, year)
+    line = parse_syslog(text, year, clock)
     if line is None:
         return None
     if line.program.startswith("postfix"):
@@ -90,11 +90,13 @@ class AutoParser(LogParser):
 
     fmt: ClassVar[str] = "auto"
 
-    def __init__(self, *, tenant: str = "default", year: int) -> None:
-        super().__init__(tenant=tenant, year=year)
+    def __init__(
+        self, *, tenant: str = "default", year: int | None = None, clock: Clock = utc_now
+    ) -> None:
+        super().__init__(tenant=tenant, year=year, clock=clock)
         self._parsers: dict[str, LogParser] = {}
-        self._json = JsonLineParser(tenant=tenant, year=year)
-        self._kumo = KumoMtaParser(tenant=tenant, year=year)
+        self._json = JsonLineParser(tenant=tenant, year=year, clock=clock)
+        self._kumo = KumoMtaParser(tenant=tenant, year=year, clock=clock)
 
     def _parse(self, text: str) -> list[Attempt]:
         return self._dispatch(text, unwrapped=False)
@@ -102,14 +104,16 @@ class AutoParser(LogParser):
     def _dispatch(self, text: str, *, unwrapped: bool) -> list[Attempt]:
         if text.lstrip()[:1] in ("{", "["):
             return self._dispatch_json(text, unwrapped=unwrapped)
-        kind = _text_kind(text, self.year)
+        kind = _text_kind(text, self.year, self.clock)
         if kind is None:
             raise InvalidInput(Reason.UNKNOWN_FORMAT, "line matches no known log format")
         if kind == _SYSLOG_OTHER:
             return []
         parser = self._parsers.get(kind)
         if parser is None:
-            parser = self._parsers[kind] = TEXT_PARSERS[kind](tenant=self.tenant, year=self.year)
+            parser = self._parsers[kind] = TEXT_PARSERS[kind](
+                tenant=self.tenant, year=self.year, clock=self.clock
+            )
         return parser.feed(text)
 
     def _dispatch_json(self, text: str, *, unwrapped: bool) -> list[Attempt]:

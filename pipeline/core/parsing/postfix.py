@@ -30,7 +30,7 @@ from pipeline.core.parsing.base import (
     normalize_phase,
     split_reply,
 )
-from pipeline.core.parsing.syslog import SyslogLine, parse_syslog
+from pipeline.core.parsing.syslog import Clock, SyslogLine, parse_syslog, utc_now
 
 _PROGRAM = re.compile(r"^postfix(?:-[\w.-]+)?(?:/|$)")  # postfix/smtp, postfix-out/smtp
 _QUEUED = re.compile(r"^(?P<qid>[0-9A-Za-z]{5,20}): (?P<rest>.*)$")
@@ -75,12 +75,14 @@ class PostfixParser(LogParser):
     max_recipients: ClassVar[int] = 1_000
     """Recipients remembered per queue id (a list send can have thousands)."""
 
-    def __init__(self, *, tenant: str = "default", year: int) -> None:
-        super().__init__(tenant=tenant, year=year)
+    def __init__(
+        self, *, tenant: str = "default", year: int | None = None, clock: Clock = utc_now
+    ) -> None:
+        super().__init__(tenant=tenant, year=year, clock=clock)
         self._deferred: OrderedDict[str, dict[str, Attempt]] = OrderedDict()
 
     def _parse(self, text: str) -> list[Attempt]:
-        line = parse_syslog(text, self.year)
+        line = parse_syslog(text, self.year, self.clock)
         if line is None:
             raise InvalidInput(Reason.UNKNOWN_FORMAT, "not a syslog line")
         if not _PROGRAM.match(line.program):

@@ -3,8 +3,10 @@
 The accounting file is RFC 4180 CSV whose first line names the columns (`type,timeLogged,...`;
 `record-fields` decides which and in what order), so the parser reads that header and looks
 every field up by name. A new header line (a rotated file arriving on the same stream) replaces
-the columns. Until a header is seen, PowerMTA's default record fields are assumed (see
-`DEFAULT_FIELDS`), so a stream that starts mid-file still parses if it uses the defaults.
+the columns. A record row read before any header (a stream that starts mid-file, or a parser
+that was started again after a restart or rebalance) is rejected as MISSING_HEADER: the columns
+are per file (`record-fields`), and reading the row with assumed columns could take the sender
+or another column for the recipient or tenant.
 
 Record types: `d` delivered, `b` bounce, `rb` remote (asynchronous, DSN) bounce -> bounced,
 `t` transient -> deferred. `tq`, `r`, `f`, `rs` and any other type give no attempt (`f`
@@ -30,14 +32,10 @@ from pipeline.core.decode import normalize_address, parse_ts
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt, Outcome
 from pipeline.core.parsing.base import LogParser, event_id, find_enhanced, host_of, split_reply
+from pipeline.core.parsing.syslog import Clock, utc_now
 
-_DEFAULT_HEADER = (
-    "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,"
-    "srcType,srcMta,dlvType,dlvSourceIp,dlvDestinationIp,dlvEsmtpAvailable,dlvSize,vmta,jobId,"
-    "envId,queue,vmtaPool"
-)
-DEFAULT_FIELDS: tuple[str, ...] = tuple(_DEFAULT_HEADER.split(","))
-"""PowerMTA's default accounting columns (the header of a stock `acct.csv`)."""
+RECORD_TYPES = frozenset({"d", "b", "t", "tq", "r", "f", "rb", "rs"})
+"""The accounting record types (first column, `type`), lower case."""
 
 _OUTCOMES = {
     "d": Outcome.DELIVERED,
@@ -55,9 +53,12 @@ class PowerMtaParser(LogParser):
 
     fmt: ClassVar[str] = "pmta"
 
-    def __init__(self, *, tenant: str = "default", year: int) -> None:
-        super().__init__(tenant=tenant, year=year)
-        self._columns: tuple[str, ...] = tuple(c.lower() for c in DEFAULT_FIELDS)
+    def __init__(
+        self, *, tenant: str = "default", year: int | None = None, clock: Clock = utc_now
+    ) -> None:
+        super().__init__(tenant=tenant, year=year, clock=clock)
+        self._columns: tuple[str, ...] | None = None
+        """The last header's column names, lower case; None before any header."""
 
     def _parse(self, text: str) -> list[Attempt]:
         try:
@@ -67,14 +68,29 @@ class PowerMtaParser(LogParser):
         if cells and cells[0].strip().lower() == "type":
             self._columns = tuple(c.strip().lower() for c in cells)
             return []
+        row = dict(zip(self._columns_of(cells), (c.strip() for c in cells), strict=True))
+        outcome = _OUTCOMES.get(row["type"].lower())
+        return [] if outcome is None else [self._attempt(row, outcome)]
+
+    def _columns_of(self, cells: list[str]) -> tuple[str, ...]:
+        """Return the columns of a data row: the header's when one was read and the cell
+        counts agree. Raises MISSING_HEADER for a record row before any header, and
+        UNKNOWN_FORMAT for a row that is no record or whose cell count differs."""
+        if self._columns is None:
+            if cells[0].strip().lower() in RECORD_TYPES:
+                raise InvalidInput(
+                    Reason.MISSING_HEADER,
+                    "PowerMTA row before any header line, columns unknown (the stream started "
+                    "mid-file, or the worker restarted or rebalanced after the header): "
+                    "re-ship the file from its start",
+                )
+            raise InvalidInput(Reason.UNKNOWN_FORMAT, "not a PowerMTA accounting row")
         if len(cells) != len(self._columns):
             raise InvalidInput(
                 Reason.UNKNOWN_FORMAT,
                 f"row has {len(cells)} fields, the header has {len(self._columns)}",
             )
-        row = dict(zip(self._columns, (c.strip() for c in cells), strict=True))
-        outcome = _OUTCOMES.get(row["type"].lower())
-        return [] if outcome is None else [self._attempt(row, outcome)]
+        return self._columns
 
     def _attempt(self, row: dict[str, str], outcome: Outcome) -> Attempt:
         """Build the attempt of one accounting row."""

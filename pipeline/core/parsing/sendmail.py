@@ -36,7 +36,7 @@ class SendmailParser(LogParser):
         return program in _PROGRAMS
 
     def _parse(self, text: str) -> list[Attempt]:
-        line = parse_syslog(text, self.year)
+        line = parse_syslog(text, self.year, self.clock)
         if line is None:
             raise InvalidInput(Reason.UNKNOWN_FORMAT, "not a syslog line")
         if line.program not in _PROGRAMS:

@@ -2,9 +2,9 @@
 
 Two shapes are read:
 - classic BSD syslog (RFC 3164 style, what `/var/log/mail.log` holds by default):
-  `Mar  2 09:00:00 host postfix/smtp[123]: message`. It has no year and no zone: the year
-  comes from the parser (factory argument, default the current UTC year) and the time is
-  taken as UTC;
+  `Mar  2 09:00:00 host postfix/smtp[123]: message`. It has no year and no zone: the time is
+  taken as UTC, and the year is the parser's fixed year (`--year`) or else inferred from a
+  reference time, read per line (`stamp_near`);
 - the RFC 3339 form written by modern rsyslog (`RSYSLOG_FileFormat`) and `journalctl -o
   short-iso`: `2024-03-02T09:00:00.123456+01:00 host postfix/smtp[123]: message`.
 An optional `<PRI>` in front (a raw syslog packet forwarded as is) is skipped.
@@ -13,11 +13,25 @@ An optional `<PRI>` in front (a raw syslog packet forwarded as is) is skipped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pipeline.core.decode import parse_ts
 from pipeline.core.errors import InvalidInput, Reason
+
+Clock = Callable[[], datetime]
+"""Returns the reference time (aware UTC) a classic stamp's year is inferred from."""
+
+FUTURE_SLACK = timedelta(days=1)
+"""How far after the reference time a classic stamp may be and still be this year's (clock
+skew between the MTA host and the worker, zones: classic stamps are local time taken as UTC)."""
+
+
+def utc_now() -> datetime:
+    """The default Clock: processing time, aware UTC."""
+    return datetime.now(UTC)
+
 
 _MONTHS = {
     m: i
@@ -50,16 +64,18 @@ class SyslogLine:
     """Everything after `program[pid]: `."""
 
 
-def parse_syslog(text: str, year: int) -> SyslogLine | None:
+def parse_syslog(text: str, year: int | None, clock: Clock = utc_now) -> SyslogLine | None:
     """Split a syslog line into time, host, program and message.
 
-    Returns None when the line has no syslog prefix at all (the caller decides whether that is
-    an error); raises InvalidInput(BAD_TIMESTAMP) when the prefix is there but its date is
-    impossible (Feb 30) or its month name unknown.
+    A classic stamp gets `year` when it is given, else the year `stamp_near` infers from
+    `clock()` (called for classic stamps only). Returns None when the line has no syslog
+    prefix at all (the caller decides whether that is an error); raises
+    InvalidInput(BAD_TIMESTAMP) when the prefix is there but its date is impossible (Feb 30)
+    or its month name unknown.
     """
     match = _CLASSIC.match(text)
     if match is not None:
-        ts = _classic_ts(match["mon"], match["day"], match["hms"], match["frac"], year)
+        ts = _classic_ts(match, year, clock)
     else:
         match = _ISO.match(text)
         if match is None:
@@ -73,14 +89,41 @@ def parse_syslog(text: str, year: int) -> SyslogLine | None:
     return SyslogLine(ts=ts, host=match["host"], program=match["prog"], message=match["msg"])
 
 
-def _classic_ts(mon: str, day: str, hms: str, frac: str | None, year: int) -> datetime:
-    """Build the UTC time of a classic syslog stamp in `year`."""
+def _classic_ts(match: re.Match[str], year: int | None, clock: Clock) -> datetime:
+    """Build the UTC time of a classic syslog stamp (a `_CLASSIC` match), in `year` or else
+    in the year `stamp_near` picks for `clock()`."""
+    mon, day, hms = match["mon"], match["day"], match["hms"]
     month = _MONTHS.get(mon)
     if month is None:
         raise InvalidInput(Reason.BAD_TIMESTAMP, f"unknown month {mon!r}")
     hour, minute, second = (int(x) for x in hms.split(":"))
-    micro = int((frac or "0").ljust(6, "0")[:6])
+    micro = int((match["frac"] or "0").ljust(6, "0")[:6])
+    parts = (month, int(day), hour, minute, second, micro)
     try:
-        return datetime(year, month, int(day), hour, minute, second, micro, tzinfo=UTC)
+        if year is not None:
+            return datetime(year, *parts, tzinfo=UTC)
+        return stamp_near(parts, clock())
     except ValueError as exc:
         raise InvalidInput(Reason.BAD_TIMESTAMP, f"impossible date {mon} {day} {hms}") from exc
+
+
+def stamp_near(parts: tuple[int, int, int, int, int, int], reference: datetime) -> datetime:
+    """Return the time of a yearless stamp (month, day, hour, minute, second, microsecond) in
+    the latest year, among the reference's year, the one after and the one before, in which it
+    exists and is at most FUTURE_SLACK after `reference` (aware).
+
+    The rsyslog/logstash rule: the reference's year, unless that puts the stamp in the future,
+    then the previous year (a December line read in January); the next year only for a stamp
+    just past a New Year the reference has not reached (a January line read on December 31st
+    from a host whose clock is ahead). Raises ValueError when the date exists in none of the
+    three (Feb 30; Feb 29 far from a leap year).
+    """
+    limit = reference + FUTURE_SLACK
+    for year in (reference.year + 1, reference.year, reference.year - 1):
+        try:
+            ts = datetime(year, *parts, tzinfo=UTC)
+        except ValueError:
+            continue
+        if ts <= limit:
+            return ts
+    raise ValueError(f"no year near {reference.year} has the date {parts[0]}-{parts[1]}")

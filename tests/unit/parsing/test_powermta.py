@@ -70,10 +70,44 @@ def test_same_row_under_two_headers_reads_the_same() -> None:
     assert a.list_id == "news.example.com"
 
 
-def test_rows_before_any_header_use_the_default_columns() -> None:
-    row = "d,2026-09-21 12:00:01+0000,,b@em.example.com,u1@gmail.com" + "," * 18
-    (a,) = make_parser("pmta").feed(row)
+STOCK_HEADER = (
+    "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,"
+    "srcType,srcMta,dlvType,dlvSourceIp,dlvDestinationIp,dlvEsmtpAvailable,dlvSize,vmta,jobId,"
+    "envId,queue,vmtaPool"
+)
+STOCK_ROW = "d,2026-09-21 12:00:01+0000,,b@em.example.com,u1@gmail.com" + "," * 18
+
+
+def test_rows_before_any_header_are_missing_header_then_read_after_one() -> None:
+    """docs/shipping.md, "Partitioning": a parser started after a restart or a rebalance (or
+    on a stream that starts mid-file) does not know the file's columns. Its rows are
+    MISSING_HEADER dead letters, never read with assumed columns, until the next header."""
+    parser = make_parser("pmta")
+    for row in (STOCK_ROW, "b,1178807915,a@example.com,x@example.org", "rb,1,2"):
+        with pytest.raises(InvalidInput) as info:
+            parser.feed(row)
+        assert info.value.reason is Reason.MISSING_HEADER
+        assert "re-ship the file" in info.value.detail
+        assert "@" not in info.value.detail
+    assert parser.feed(STOCK_HEADER) == []
+    (a,) = parser.feed(STOCK_ROW)
     assert a.recipient == "u1@gmail.com"
+
+
+def test_a_custom_layout_is_not_misread_before_its_header() -> None:
+    """Same cell count as the stock header, other columns (orig where the stock rcpt is):
+    assumed stock columns took the sender for the recipient."""
+    with pytest.raises(InvalidInput) as info:
+        make_parser("auto").feed(
+            "b,2026-09-21 12:00:01+0000,,u1@gmail.com,sender@em.example.com" + "," * 18
+        )
+    assert info.value.reason is Reason.MISSING_HEADER
+
+
+def test_a_non_record_row_before_any_header_is_unknown_format() -> None:
+    with pytest.raises(InvalidInput) as info:
+        make_parser("pmta").feed("x,1,2")
+    assert info.value.reason is Reason.UNKNOWN_FORMAT
 
 
 @pytest.mark.parametrize(
