@@ -53,10 +53,15 @@ class RuleKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Tier:
-    """One line of a count-threshold table: these reasons need at least `min_count` bounces."""
+    """One line of a count-threshold table: these reasons need at least `min_count` bounces.
+
+    A reason is its category; `classes` catch the categories no tier names by their class as
+    this event was classified (a recipient-side `throttled`, classified soft, is a Soft Bounce
+    for listrak, a sender-side one, a block, is not)."""
 
     categories: frozenset[Category]
     min_count: int
+    classes: frozenset[BounceClass] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +124,15 @@ class Rule:
             not self.categories or category in self.categories
         )
 
-    def min_count_for(self, category: Category) -> int:
-        """count_threshold: the bounce count `category` needs (0 = never suppresses)."""
+    def min_count_for(self, category: Category, bounce_class: BounceClass | None = None) -> int:
+        """count_threshold: the bounce count a latest reason needs (0 = never suppresses): the
+        first tier naming `category`, else the first naming `bounce_class`, else the other
+        minimum."""
         for tier in self.tiers:
             if category in tier.categories:
+                return tier.min_count
+        for tier in self.tiers:
+            if bounce_class is not None and bounce_class in tier.classes:
                 return tier.min_count
         return self.other_min_count
 
@@ -221,7 +231,11 @@ def _rule(rule_id: str, raw: Mapping[str, Any]) -> Rule:
     if raw.get("engaged_threshold") is not None:
         extra["engaged_threshold"] = int(raw["engaged_threshold"])
     tiers = tuple(
-        Tier(frozenset(Category(c) for c in t["categories"]), int(t["min_count"]))
+        Tier(
+            frozenset(Category(c) for c in t.get("categories", ())),
+            int(t["min_count"]),
+            frozenset(BounceClass(c) for c in t.get("classes", ())),
+        )
         for t in raw.get("tiers", ())
     )
     return Rule(

@@ -11,7 +11,8 @@ Responsibilities:
 Short names, in one place:
   profile  k kind (d delivered, b bounce or feedback, o open/click), sc scope letters narrow
            to broad (l list, t tenant, g global), ops, cat category, b counts as a bounce,
-           cap bounce-count cap, ok keep the delivered log
+           cap bounce-count cap, ok keep the delivered log, kc the class, kept in the bounce
+           count (only for policies with class tiers)
   op       k kind (imm, con, brk, cnf, rw), id rule id, u scope index (1 = narrowest),
            t threshold, te engaged threshold, ew engaged window ms, re reset on engagement,
            sp span ms, w window ms, pc per campaign, cap entries kept
@@ -120,6 +121,12 @@ def bounce_cap(policy: Policy) -> int:
     return max([32, *caps])
 
 
+def tiers_by_class(policy: Policy) -> bool:
+    """True when a count-threshold tier of `policy` names classes: its bounce count must then
+    remember each send's latest class, not only its category."""
+    return any(t.classes for r in policy.rules for t in r.tiers)
+
+
 ENGAGEMENT = "engagement"
 """The profile "class" of opens and clicks."""
 
@@ -134,7 +141,7 @@ def profile(policy: Policy, kind: BounceClass | str, category: Category | None) 
     if kind is BounceClass.DELIVERED:
         return {"k": "d", "sc": letters, "ok": policy.keep_delivered_log}
     assert isinstance(kind, BounceClass) and category is not None
-    return {
+    out = {
         "k": "b",
         "sc": letters,
         "ops": rule_ops(policy, kind, category),
@@ -142,6 +149,9 @@ def profile(policy: Policy, kind: BounceClass | str, category: Category | None) 
         "b": policy.counts_as_bounce(kind, category),
         "cap": bounce_cap(policy),
     }
+    if tiers_by_class(policy):
+        out["kc"] = kind.value
+    return out
 
 
 LOG_FIELDS = (

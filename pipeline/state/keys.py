@@ -23,6 +23,7 @@ last N non-delivered events, newest first, "\n<digest>\t<compact entry JSON>"
   e     latest open or click (ms);  es  the 16 newest open times, newest first
   s     suppression {rule, reason, ts, ev (trigger event id), n (count), t (threshold)}
   bn    bounce count: one entry per send [send, first ts, latest ts, category, digest]
+        (+ the latest class, only under policies whose sweep tiers name classes)
   k     rule trackers by rule id (consecutive: as bn; confirmations: [ts, digest];
         retry_window: {campaign: [[ts, digest]...]});  b  consecutive breakers [send, ts]
   lt    latest non-delivered event time counted;  r  reactivation floor (events at or

@@ -92,6 +92,19 @@ def _sweep_rule(policy: Policy) -> Rule | None:
     return next((r for r in policy.rules if r.kind is RuleKind.COUNT_THRESHOLD), None)
 
 
+def _sweep_mins(rule: Rule) -> dict[str, Any]:
+    """The sweep's header for `rule`: minimum by category (m), by class (c), other (o); the
+    first tier naming a reason wins (Rule.min_count_for)."""
+    by_category: dict[str, int] = {}
+    by_class: dict[str, int] = {}
+    for tier in rule.tiers:
+        for category in tier.categories:
+            by_category.setdefault(category.value, tier.min_count)
+        for bounce_class in tier.classes:
+            by_class.setdefault(bounce_class.value, tier.min_count)
+    return {"m": by_category, "c": by_class, "o": rule.other_min_count}
+
+
 def sweep_id(rule: Rule, run: str) -> str:
     """The trigger id of one sweep run: the same run gives the same suppression ids."""
     return f"sweep:{rule.id}:{run}"
@@ -123,8 +136,7 @@ async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> 
         if rule is None or policy.scope_of(rule) is not (Scope.LIST if list_id else Scope.TENANT):
             continue
         trigger = sweep_id(rule, run)
-        mins = {c.value: t.min_count for t in rule.tiers for c in t.categories}
-        rules[rule.id] = {"m": mins, "o": rule.other_min_count}
+        rules[rule.id] = _sweep_mins(rule)
         u = policy.scopes().index(policy.scope_of(rule)) + 1
         args += [key, keys.state(ns, address, tenant), rule.id, u, digest(trigger), trigger]
         found.append((policy, address, tenant, list_id, trigger))

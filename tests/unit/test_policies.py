@@ -47,6 +47,11 @@ def test_seed_numbers() -> None:
     assert sweep.min_count_for(Category.MAILBOX_FULL) == 8
     assert sweep.min_count_for(Category.GREYLISTED) == 8  # a soft bounce, not "any other"
     assert sweep.min_count_for(Category.SPAM_CONTENT) == 9
+    # A reason no tier names goes by its class: a busy recipient (soft) is a Soft Bounce, a
+    # throttled sender (block) any other reason; a named category wins over its class.
+    assert sweep.min_count_for(Category.THROTTLED, BounceClass.SOFT) == 8
+    assert sweep.min_count_for(Category.THROTTLED, BounceClass.BLOCK) == 9
+    assert sweep.min_count_for(Category.TRANSIENT, BounceClass.SOFT) == 1
     assert load_preset("listrak").scope is Scope.LIST
 
 

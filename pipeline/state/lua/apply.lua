@@ -83,7 +83,7 @@ local function bounce(H, P, ev, g, out, i)
     unit.dirty = true
     units[n] = unit
     if P.b then
-      local bn = track_send(unit.j.bn, ev, reset_of(unit), P.cap)
+      local bn = track_send(unit.j.bn, ev, reset_of(unit), P.cap, P.kc)
       unit.j.bn = (#bn > 0) and bn or nil
     end
     if ev.ts > (unit.j.lt or 0) then unit.j.lt = ev.ts end

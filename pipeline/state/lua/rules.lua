@@ -18,8 +18,9 @@ local function reset_of(unit)
 end
 
 -- Per-send tracker: one entry per send {send, first ts, latest ts, latest category, latest
--- digest}; entries at or before `reset` are dropped; the newest `cap` are kept.
-local function track_send(entries, ev, reset, cap)
+-- digest[, latest class]}; entries at or before `reset` are dropped; the newest `cap` are kept.
+-- `cls` (the bounce count of a policy whose sweep tiers name classes) adds the class.
+local function track_send(entries, ev, reset, cap, cls)
   local out, found = {}, false
   for _, x in ipairs(entries or {}) do
     if x[3] > reset then
@@ -28,13 +29,14 @@ local function track_send(entries, ev, reset, cap)
         if ev.ts < x[2] then x[2] = ev.ts end
         if ev.ts > x[3] or (ev.ts == x[3] and ev.dg >= x[5]) then
           x[3], x[4], x[5] = ev.ts, ev.cat, ev.dg
+          if cls then x[6] = cls end
         end
       end
       out[#out + 1] = x
     end
   end
   if not found and ev.ts > reset then
-    out[#out + 1] = {ev.send, ev.ts, ev.ts, ev.cat, ev.dg}
+    out[#out + 1] = {ev.send, ev.ts, ev.ts, ev.cat, ev.dg, cls}
   end
   table.sort(out, by_latest)
   while #out > cap do table.remove(out, 1) end

@@ -10,7 +10,9 @@ what it said as of `at` is gone, and judging it with later events would be wrong
 sweeps as of now, and `replay --sweep` as of the last event, so only an explicit past
 `sweep --at` meets this.
 
-ARGV[1]  header JSON {at, ttl, R = {rule id: {m = {category: min}, o = other min}}}
+ARGV[1]  header JSON {at, ttl, R = {rule id: {m = {category: min}, c = {class: min},
+         o = other min}}}: a category named by a tier wins, then the latest class (kept only
+         under policies whose tiers name classes), then the other minimum
 Returns JSON [[i, "d" | "p", decisions] | [i, "n"]...] like apply: "p" when this run already
 decided for that scope and the suppression is not confirmed yet (same decision again), "n" when
 the scope has state newer than `at` (see above).
@@ -35,7 +37,7 @@ local function sweep_one(H, docs, e)
   end
   if latest == nil then return nil end
   local R = H.R[e.rule]
-  local need = R.m[latest[4]] or R.o
+  local need = R.m[latest[4]] or (latest[6] and R.c[latest[6]]) or R.o
   if need == 0 or #live < need then return nil end
   unit.j.s = {rule = e.rule, reason = latest[4], ts = H.at, ev = e.trigger, n = #live, t = need}
   unit.dirty = true

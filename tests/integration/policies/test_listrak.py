@@ -10,7 +10,7 @@ import jsonschema
 import orjson
 import pytest
 
-from pipeline.core.models import Action, Scope
+from pipeline.core.models import Action, Attempt, Outcome, Scope
 from pipeline.state import queries
 from tests.integration.policies.conftest import ADDR, Engine, at, attempt, feedback
 
@@ -76,6 +76,35 @@ def test_sweep_other_reasons_8_kept_9_unsubscribed(
     assert sweep(eng, 50) == []
     eng.each(attempt(category, at(days=60), campaign="c60", list_id=MARKETING))
     assert [(s.count, s.threshold) for s in sweep(eng, 100)] == [(9, 9)]
+
+
+RECIPIENT_BUSY = (450, "4.2.1", "450 4.2.1 The user you are trying to contact is receiving mail "
+                  "too quickly. Please resend your message at a later time.")  # fmt: skip
+SENDER_LIMITED = (421, "4.7.0", "421 4.7.0 Too many connections from your IP, try again later")
+
+
+def throttled(reply: tuple[int, str, str], day: int) -> Attempt:
+    code, enhanced, text = reply
+    return Attempt(f"th{day}-{code}", at(days=day), ADDR, Outcome.DEFERRED, "acme", MARKETING,
+                   f"{MARKETING}-c{day}", smtp_code=code, enhanced_code=enhanced,
+                   diagnostic=text)  # fmt: skip
+
+
+@pytest.mark.parametrize(("reply", "need"), [(RECIPIENT_BUSY, 8), (SENDER_LIMITED, 9)])
+def test_a_throttled_reason_is_a_soft_bounce_only_when_the_recipient_is_limited(
+    engine: Callable[..., Engine], reply: tuple[int, str, str], need: int
+) -> None:
+    """Issue 15 item 4 (docs/policies.md note 3): listrak's reasons went by category only, so a
+    recipient receiving mail too fast ("General Soft Bounce: recipient's mailbox is either busy,
+    unavailable or disabled") needed 9 like a sender-side throttle. The soft tier now also takes
+    any reason classified soft: 8 for the busy mailbox, still 9 for the throttled sender."""
+    eng = engine("listrak")
+    eng.each(*(throttled(reply, day) for day in range(need - 1)))
+    assert sweep(eng, 50) == []
+    eng.each(throttled(reply, 60))
+    assert [(s.reason, s.count, s.threshold) for s in sweep(eng, 100)] == [
+        ("throttled", need, need)
+    ]
 
 
 def test_auto_replies_never_count(engine: Callable[..., Engine]) -> None:
