@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
