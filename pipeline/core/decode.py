@@ -24,6 +24,9 @@ MAX_RECORD_BYTES = 256 * 1024
 # domain needs a dot (or is an IDNA/literal form). Real validation is the MTA's job; this only
 # keeps garbage ("<>", "MAILER-DAEMON", "a@") out of the counters.
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]{2,}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""C0 controls (NUL included), DEL and C1 controls: never part of an address (RFC 5321 and
+6531 allow none), and a NUL would make a C-string reader of the key see another address."""
 
 
 _CACHE_SIZE = 1 << 16
@@ -35,7 +38,8 @@ _normalized: dict[str, str] = {}
 
 def normalize_address(raw: str) -> str:
     """Return the canonical form of an address (trimmed, `<>` stripped, lowercased, IDNA
-    domain in ASCII); raise InvalidInput(BAD_ADDRESS) when it is not plausible."""
+    domain in ASCII); raise InvalidInput(BAD_ADDRESS) when it is not plausible, and always
+    when it holds a control character (C0 including NUL, DEL, C1) after trimming."""
     done = _normalized.get(raw)
     if done is not None:
         return done
@@ -48,6 +52,8 @@ def normalize_address(raw: str) -> str:
 
 def _normalize(raw: str) -> str:
     addr = raw.strip().strip("<>").strip().lower()
+    if _CONTROL.search(addr):
+        raise InvalidInput(Reason.BAD_ADDRESS, "recipient holds a control character")
     if "@" in addr:
         local, _, domain = addr.rpartition("@")
         try:

@@ -118,6 +118,8 @@ def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
     ("path", "status", "reason"),
     [
         ("/v1/addresses/not-an-address?tenant=acme", 400, "bad_address"),
+        ("/v1/addresses/a%00b@example.com?tenant=acme", 400, "bad_address"),
+        ("/v1/addresses/victim@example.com%00.zz?tenant=acme", 400, "bad_address"),
         ("/v1/suppressions", 400, "missing_field"),
         ("/v1/suppressions?tenant=acme&limit=0", 400, "wrong_type"),
     ],
