@@ -112,15 +112,23 @@ def load_json(raw: bytes | str) -> Any:
         raise InvalidInput(Reason.BAD_JSON, str(exc)[:200]) from exc
 
 
-def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if type(value) is str:  # the common case first: one check instead of four
-        return value or None
-    if value is None:
+def optional_text(value: object, key: str) -> str | None:
+    """The stream's rule for an optional text field (tenant, list_id, campaign_id...): None
+    or "" is absent (None); a string is itself; an integer (not a bool) is its decimal text;
+    anything else raises InvalidInput(WRONG_TYPE) naming `key`. The HTTP API reads its
+    fields through this too, so both accept and refuse the same values."""
+    if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(Reason.WRONG_TYPE, f"{key} must be a string")
     return str(value)
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if type(value) is str:  # the common case first: one check instead of four
+        return value or None
+    return optional_text(value, key)
 
 
 def _req_str(obj: Mapping[str, Any], key: str) -> str:

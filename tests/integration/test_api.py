@@ -102,6 +102,27 @@ def test_reactivate_with_the_token_emits_the_reactivated_event(api: Settings) ->
     assert again == (200, {"reactivated": False, "detail": "not suppressed in that scope"})
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tenant": "acme", "list_id": [1, 2]},
+        {"tenant": {"a": 1}},
+        {"tenant": "*"},
+        {"tenant": "acme", "scope": ["tenant"]},
+    ],
+    ids=["list-array", "tenant-object", "tenant-star", "scope-array"],
+)
+def test_reactivate_type_checks_its_body_before_any_change(
+    api: Settings, body: dict[str, Any]
+) -> None:
+    """Catches: a body field taken through str() ({"list_id": [1, 2]} reactivating the list
+    "[1, 2]", {"tenant": {"a": 1}} taken as a tenant)."""
+    path = "/v1/addresses/first@example.com/reactivate"
+    status, answer = call(api, "POST", path, orjson.dumps(body), TOKEN)
+    assert (status, answer["error"]) == (400, "wrong_type"), answer
+    assert suppressed(api, "first@example.com")
+
+
 def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
     wait_for(lambda: len(call(api, "GET", "/v1/suppressions?tenant=acme")[1]["items"]) == 2, 20)
     status, first = call(api, "GET", "/v1/suppressions?tenant=acme&limit=1")
@@ -120,6 +141,9 @@ def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
         ("/v1/addresses/not-an-address?tenant=acme", 400, "bad_address"),
         ("/v1/addresses/a%00b@example.com?tenant=acme", 400, "bad_address"),
         ("/v1/addresses/victim@example.com%00.zz?tenant=acme", 400, "bad_address"),
+        ("/v1/addresses/first@example.com?tenant=*", 400, "wrong_type"),
+        ("/v1/addresses/first@example.com?tenant=acme:l:x", 400, "wrong_type"),
+        ("/v1/suppressions?tenant=*", 400, "wrong_type"),
         ("/v1/suppressions", 400, "missing_field"),
         ("/v1/suppressions?tenant=acme&limit=0", 400, "wrong_type"),
     ],
