@@ -94,6 +94,15 @@ def parse_ts(value: object) -> datetime:
         raise InvalidInput(Reason.BAD_TIMESTAMP, "ts is out of range") from exc
 
 
+def check_not_empty(raw: bytes) -> None:
+    """Raise InvalidInput(MISSING_FIELD) when one input message `raw` is empty: zero bytes or
+    only ASCII whitespace (a null Kafka value arrives as b""). The one rule for every input
+    topic, applied before any decoder, so an empty message is dead-lettered with the same
+    reason on `mta.log.raw` as on the policy topics."""
+    if not raw.strip():
+        raise InvalidInput(Reason.MISSING_FIELD, "empty message")
+
+
 def load_json(raw: bytes | str) -> Any:
     """Parse JSON bytes, mapping size, encoding and syntax problems to InvalidInput."""
     if len(raw) > MAX_RECORD_BYTES:
