@@ -1,5 +1,5 @@
 """Filters on the worker's log handlers (installed by `bounceguard worker`): third-party
-records that flood the log are turned into short lines of ours.
+records that flood the log or quote request bytes are turned into short lines of ours.
 
 `KafkaTroubleFilter`: while the broker is unreachable, aiokafka (the agents' consumer and
 producer) and kafka-python (the lag monitor) log every reconnect attempt, about 60 ERROR and
@@ -14,6 +14,11 @@ loggers into
 
 The last line is written by `flush`, which the worker calls from a timer (`attach`).
 
+`BadRequestFilter`: aiohttp logs a request its parser refuses and answers with a 4xx (a
+100 kB header: "Got more than 8190 bytes") at ERROR, with a traceback whose text quotes the
+first bytes of the header, i.e. a bearer token. The filter turns it into one WARNING line
+with the status and the exception's type only.
+
 A filter is shared by every handler it is installed on: a record is judged once (the
 decision rides on the record), so two handlers never count it twice.
 """
@@ -26,6 +31,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +136,27 @@ class KafkaTroubleFilter(logging.Filter):
         )
 
 
+class BadRequestFilter(logging.Filter):
+    """Turn aiohttp's record of a request it refused with a 4xx (HttpProcessingError with a
+    400-499 code, e.g. a header over its limit) into one WARNING line: the client's address,
+    the status and the exception's type; never the traceback or the exception's text (it
+    quotes the request's bytes). Every other record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always True (nothing is dropped); rewrites the records described above."""
+        if record.name != "aiohttp.server" or not record.exc_info:
+            return True
+        exc = record.exc_info[1]
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            _as_warning(
+                record,
+                "bad HTTP request refused remote=%s status=%d error=%s",
+                (remote, exc.code, type(exc).__name__),
+            )
+        return True
+
+
 def install(handlers: Iterable[logging.Handler], filters: Iterable[logging.Filter]) -> None:
     """Add every filter of `filters` to every handler of `handlers`."""
     wanted = list(filters)
@@ -146,4 +174,4 @@ def attach(app: Any) -> list[logging.Filter]:
     async def flush_kafka_trouble() -> None:
         kafka.flush()
 
-    return [kafka]
+    return [kafka, BadRequestFilter()]

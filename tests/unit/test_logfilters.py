@@ -1,14 +1,17 @@
-"""The worker's Kafka log filter (pipeline.stream.logfilters), driven with a fake clock: a
-Kafka outage is one line when it starts, a summary now and then, one line when it is over."""
+"""The worker's log filters (pipeline.stream.logfilters), driven with a fake clock: a Kafka
+outage is one line when it starts, a summary now and then, one line when it is over; a
+request aiohttp refused with a 4xx is one WARNING line without its traceback."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
+from aiohttp.http_exceptions import LineTooLong
 
-from pipeline.stream.logfilters import KafkaTroubleFilter, install
+from pipeline.stream.logfilters import BadRequestFilter, KafkaTroubleFilter, install
 
 
 class Clock:
@@ -136,3 +139,47 @@ def test_a_record_written_by_two_handlers_is_counted_once() -> None:
         logger.removeHandler(second)
         logger.propagate = True
     assert first.lines() == second.lines() == ["Unable connect to node with id 1"]
+
+
+def _refused_header_record() -> logging.LogRecord:
+    """The record aiohttp.server writes for a 100 kB Authorization header."""
+    try:
+        raise LineTooLong(b"Bearer s3cret" + b"x" * 100, "8190")
+    except LineTooLong:
+        exc_info = sys.exc_info()
+    return logging.LogRecord(
+        "aiohttp.server",
+        logging.ERROR,
+        __file__,
+        1,
+        "Error handling request from %s",
+        ("127.0.0.1",),
+        exc_info,
+    )
+
+
+def test_a_request_refused_with_a_4xx_is_one_warning_without_its_bytes() -> None:
+    """Catches: the refused header logged at ERROR with a traceback quoting its first bytes
+    (a bearer token in the log)."""
+    record = _refused_header_record()
+    handler = Capture()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    install([handler], [BadRequestFilter()])
+    handler.handle(record)
+    [line] = [handler.format(r) for r in handler.records]
+    assert line == "WARNING bad HTTP request refused remote=127.0.0.1 status=400 error=LineTooLong"
+    assert "s3cret" not in line and "Traceback" not in line
+
+
+def test_a_server_error_keeps_its_traceback() -> None:
+    """Catches: a filter that hides real bugs of a page (a 500 must stay an ERROR with its
+    traceback)."""
+    try:
+        raise KeyError("bug")
+    except KeyError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (), exc_info
+    )
+    assert BadRequestFilter().filter(record)
+    assert record.levelno == logging.ERROR and record.exc_info is exc_info
