@@ -9,7 +9,9 @@
   GET  /metrics                                  Prometheus exposition
 
 Errors are JSON: {"error": <reason>, "detail": <text>}. An address in a URL is normalized
-(percent-decoding, case, IDNA) exactly as the worker normalizes recipients.
+(percent-decoding, case, IDNA) exactly as the worker normalizes recipients (a control
+character, %00 included, is bad_address). A tenant or list id, in the query or the body,
+follows the stream's rules too (check_tenant, decode.optional_text): 400 wrong_type if not.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from pipeline.config import Settings
-from pipeline.core.decode import normalize_address, parse_ts
+from pipeline.core.decode import normalize_address, optional_text, parse_ts
 from pipeline.core.errors import InvalidInput, Transient
-from pipeline.core.models import Scope
+from pipeline.core.models import Scope, check_tenant
 from pipeline.core.plan import Outcome
 from pipeline.state import history, queries
 from pipeline.stream.app import Runtime
@@ -109,6 +111,33 @@ def address_of(raw: str) -> str:
         raise ApiError(400, exc.reason.value, exc.detail) from exc
 
 
+def tenant_of(value: object) -> str:
+    """The tenant a request names (a body field or a query parameter), by the stream's rules:
+    absent, null or "" is "default"; otherwise text (or an integer) that passes check_tenant.
+    ApiError 400 wrong_type for anything else (an object, a list, "*", "a:b")."""
+    try:
+        tenant = optional_text(value, "tenant") or "default"
+        check_tenant(tenant)
+    except InvalidInput as exc:
+        raise ApiError(400, exc.reason.value, exc.detail) from exc
+    return tenant
+
+
+def list_of(value: object) -> str | None:
+    """The list id a request names, by the stream's rule for `list_id` (decode.optional_text):
+    absent, null or "" is None; text or an integer is its text. ApiError 400 wrong_type for
+    anything else (a list, an object, a bool, a float)."""
+    return _text_field(value, "list_id")
+
+
+def _text_field(value: object, key: str) -> str | None:
+    """`value` as an optional text field named `key` (optional_text); ApiError 400 when not."""
+    try:
+        return optional_text(value, key)
+    except InvalidInput as exc:
+        raise ApiError(400, exc.reason.value, exc.detail) from exc
+
+
 def check_read(settings: Settings, request: Any) -> None:
     """Reads show addresses and server messages: free on loopback (the default bind), but
     they need the token too when the API is bound to another interface."""
@@ -120,8 +149,9 @@ async def status(runtime: Runtime, settings: Settings, request: Any, raw: str) -
     """The status JSON of one address (the same document as `bounceguard status`)."""
     check_read(settings, request)
     query = request.query
-    tenant = query.get("tenant") or "default"
-    return await queries.status(runtime.store, address_of(raw), tenant, query.get("list"))
+    tenant = tenant_of(query.get("tenant"))
+    list_id = list_of(query.get("list"))
+    return await queries.status(runtime.store, address_of(raw), tenant, list_id)
 
 
 def authorized(settings: Settings, request: Any) -> bool:
@@ -139,27 +169,30 @@ def authorized(settings: Settings, request: Any) -> bool:
 async def reactivate(
     runtime: Runtime, settings: Settings, request: Any, raw: str
 ) -> dict[str, Any]:
-    """Add an address back by hand; emit the `reactivated` event before answering."""
+    """Add an address back by hand; emit the `reactivated` event before answering.
+
+    Body (JSON object, optional) or query: tenant, list_id (query: list), scope, request_id
+    (or the Idempotency-Key header). Every field is checked before any work: tenant and
+    list_id by the stream's rules (tenant_of, list_of), scope one of list|tenant|global,
+    request_id text; a bad one answers 400 wrong_type."""
     if not authorized(settings, request):
         raise ApiError(401, "unauthorized", "a valid bearer token is required")
     address = address_of(raw)
     body = await _json_body(request)
-    tenant = str(body.get("tenant") or request.query.get("tenant") or "default")
-    list_id = body.get("list_id") or request.query.get("list")
-    scope_text = body.get("scope") or request.query.get("scope")
-    try:
-        scope = Scope(scope_text) if scope_text else None
-    except ValueError as exc:
-        raise ApiError(400, "wrong_type", "scope must be list, tenant or global") from exc
+    query = request.query
+    tenant = tenant_of(_field(body, "tenant", query.get("tenant")))
+    list_id = list_of(_field(body, "list_id", query.get("list")))
+    scope = _scope_of(_field(body, "scope", query.get("scope")))
     # The client's idempotency key makes a retried request yield the same event id.
-    request_id = str(request.headers.get("Idempotency-Key") or body.get("request_id") or "")
-    request_id = request_id or uuid.uuid4().hex
+    request_id = request.headers.get("Idempotency-Key") or _text_field(
+        body.get("request_id"), "request_id"
+    )
     event = await runtime.store.reactivate(
         address,
         tenant,
-        request_id=request_id,
+        request_id=request_id or uuid.uuid4().hex,
         ts=datetime.now(UTC),
-        list_id=str(list_id) if list_id else None,
+        list_id=list_id,
         scope=scope,
     )
     if event is None:
@@ -176,6 +209,21 @@ async def reactivate(
         ) from exc
     log.info("reactivated tenant=%s id=%s", tenant, event.event_id)
     return {"reactivated": True, "event": event.to_json()}
+
+
+def _field(body: dict[str, Any], key: str, fallback: object) -> object:
+    """body[key], or `fallback` (the query parameter) when the body has none (null or "")."""
+    value = body.get(key)
+    return fallback if value is None or value == "" else value
+
+
+def _scope_of(value: object) -> Scope | None:
+    """The scope a reactivation names; None when absent. ApiError 400 when not one."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value not in set(Scope):
+        raise ApiError(400, "wrong_type", "scope must be list, tenant or global")
+    return Scope(value)
 
 
 async def _json_body(request: Any) -> dict[str, Any]:
@@ -195,9 +243,9 @@ async def suppression_page(runtime: Runtime, settings: Settings, request: Any) -
     """One page of a tenant's suppression history with the cursor of the next page."""
     check_read(settings, request)
     query = request.query
-    tenant = query.get("tenant")
-    if not tenant:
+    if not query.get("tenant"):
         raise ApiError(400, "missing_field", "tenant is required")
+    tenant = tenant_of(query["tenant"])
     try:
         limit = int(query.get("limit") or 100)
         since = parse_ts(query["since"]) if query.get("since") else None

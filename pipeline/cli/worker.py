@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pipeline import web
     from pipeline.config import Settings
+    from pipeline.stream import logfilters
     from pipeline.stream.app import create_app
     from pipeline.stream.topics import ensure_topics
 
@@ -36,6 +38,14 @@ def run(args: argparse.Namespace) -> int:
     ensure_topics(settings)
     runtime = create_app(settings)
     web.attach(runtime, settings)
-    worker = faust.Worker(runtime.app, loglevel=args.loglevel)
-    worker.execute_from_commandline()
+    filters = logfilters.attach(runtime.app)
+
+    class Worker(faust.Worker):
+        """faust's worker, with our log filters on the handlers it sets up."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            logfilters.install(logger.handlers, filters)
+
+    Worker(runtime.app, loglevel=args.loglevel).execute_from_commandline()
     return 0

@@ -24,6 +24,9 @@ MAX_RECORD_BYTES = 256 * 1024
 # domain needs a dot (or is an IDNA/literal form). Real validation is the MTA's job; this only
 # keeps garbage ("<>", "MAILER-DAEMON", "a@") out of the counters.
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]{2,}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""C0 controls (NUL included), DEL and C1 controls: never part of an address (RFC 5321 and
+6531 allow none), and a NUL would make a C-string reader of the key see another address."""
 
 
 _CACHE_SIZE = 1 << 16
@@ -35,7 +38,8 @@ _normalized: dict[str, str] = {}
 
 def normalize_address(raw: str) -> str:
     """Return the canonical form of an address (trimmed, `<>` stripped, lowercased, IDNA
-    domain in ASCII); raise InvalidInput(BAD_ADDRESS) when it is not plausible."""
+    domain in ASCII); raise InvalidInput(BAD_ADDRESS) when it is not plausible, and always
+    when it holds a control character (C0 including NUL, DEL, C1) after trimming."""
     done = _normalized.get(raw)
     if done is not None:
         return done
@@ -48,6 +52,8 @@ def normalize_address(raw: str) -> str:
 
 def _normalize(raw: str) -> str:
     addr = raw.strip().strip("<>").strip().lower()
+    if _CONTROL.search(addr):
+        raise InvalidInput(Reason.BAD_ADDRESS, "recipient holds a control character")
     if "@" in addr:
         local, _, domain = addr.rpartition("@")
         try:
@@ -88,6 +94,15 @@ def parse_ts(value: object) -> datetime:
         raise InvalidInput(Reason.BAD_TIMESTAMP, "ts is out of range") from exc
 
 
+def check_not_empty(raw: bytes) -> None:
+    """Raise InvalidInput(MISSING_FIELD) when one input message `raw` is empty: zero bytes or
+    only ASCII whitespace (a null Kafka value arrives as b""). The one rule for every input
+    topic, applied before any decoder, so an empty message is dead-lettered with the same
+    reason on `mta.log.raw` as on the policy topics."""
+    if not raw.strip():
+        raise InvalidInput(Reason.MISSING_FIELD, "empty message")
+
+
 def load_json(raw: bytes | str) -> Any:
     """Parse JSON bytes, mapping size, encoding and syntax problems to InvalidInput."""
     if len(raw) > MAX_RECORD_BYTES:
@@ -106,15 +121,23 @@ def load_json(raw: bytes | str) -> Any:
         raise InvalidInput(Reason.BAD_JSON, str(exc)[:200]) from exc
 
 
-def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if type(value) is str:  # the common case first: one check instead of four
-        return value or None
-    if value is None:
+def optional_text(value: object, key: str) -> str | None:
+    """The stream's rule for an optional text field (tenant, list_id, campaign_id...): None
+    or "" is absent (None); a string is itself; an integer (not a bool) is its decimal text;
+    anything else raises InvalidInput(WRONG_TYPE) naming `key`. The HTTP API reads its
+    fields through this too, so both accept and refuse the same values."""
+    if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(Reason.WRONG_TYPE, f"{key} must be a string")
     return str(value)
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if type(value) is str:  # the common case first: one check instead of four
+        return value or None
+    return optional_text(value, key)
 
 
 def _req_str(obj: Mapping[str, Any], key: str) -> str:

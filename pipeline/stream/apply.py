@@ -3,7 +3,8 @@
 The order of the steps is the durability contract (STYLE.md; quix's Checkpoint.commit):
 
   1. Decode and validate (`units`, while the previous unit is in Redis). Anything invalid
-     goes to the topic's dead-letter topic; await it.
+     goes to the topic's dead-letter topic; await it. An empty message (decode.check_not_empty,
+     the rule of every input topic) is invalid: missing_field.
   2. Plan in the core, run the plan in Redis (one round trip), read the replies in the core.
      The functions remember what they counted, so a unit processed again after a crash
      counts nothing twice. An event the functions could not process is dead-lettered alone.
@@ -29,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.core.decode import check_not_empty
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.events import Event
 from pipeline.core.models import SenderAlert, Suppression
@@ -132,7 +134,9 @@ class EventBatch:
         for message in messages:
             unit.messages.append(message)
             try:
-                decoded = self.decode(_value(message), _received(message))
+                value = _value(message)
+                check_not_empty(value)
+                decoded = self.decode(value, _received(message))
             except InvalidInput as exc:
                 unit.dead.append((message, exc))
             except Exception as exc:

@@ -8,7 +8,8 @@ Responsibilities:
 - produce the attempts to `delivery.attempts` as JSON arrays per partition, each to the
   partition its recipients' key picks, so one address's events stay in order on one
   partition for the count agent (and pay faust's per-message cost once per array);
-- dead-letter what cannot be read to `mta.log.raw.deadletter` with its reason.
+- dead-letter what cannot be read to `mta.log.raw.deadletter` with its reason; an empty
+  message too (missing_field, the rule of every input topic: decode.check_not_empty).
 
 Partitioning (a requirement on shippers): PowerMTA's CSV header and Postfix's memory of
 deferred recipients (for the recipient-less `status=expired` line) span lines, so every line of
@@ -42,7 +43,7 @@ from typing import Any
 import orjson
 
 from pipeline.config import Settings
-from pipeline.core.decode import load_json
+from pipeline.core.decode import check_not_empty, load_json
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt
 from pipeline.core.parsing import LogParser, make_parser
@@ -224,10 +225,12 @@ class NormalizeBatch:
         metrics.ATTEMPTS_PRODUCED.inc(len(attempts))
 
     def parse(self, event: Any) -> list[Attempt]:
-        """Return the attempts of one raw-topic event; raise InvalidInput only (an unexpected
-        error is a bug and becomes INTERNAL, so the line is dead-lettered, not lost)."""
+        """Return the attempts of one raw-topic event; raise InvalidInput only: MISSING_FIELD
+        for an empty message, the parser's reason for a bad line (an unexpected error is a
+        bug and becomes INTERNAL, so the line is dead-lettered, not lost)."""
         try:
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            check_not_empty(raw)
             line = unwrap(raw)
             source = line.source or (event.key.decode(errors="replace") if event.key else "")
             parser = self._parser(event.message.partition, line.tenant, source)

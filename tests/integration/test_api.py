@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.request
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline.config import Settings
-from tests.integration.conftest import read_topic, send, wait_for
+from tests.integration.conftest import WorkerProcess, read_topic, send, wait_for
 from tests.integration.test_worker import attempt
 
 pytestmark = pytest.mark.integration
@@ -102,6 +103,27 @@ def test_reactivate_with_the_token_emits_the_reactivated_event(api: Settings) ->
     assert again == (200, {"reactivated": False, "detail": "not suppressed in that scope"})
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tenant": "acme", "list_id": [1, 2]},
+        {"tenant": {"a": 1}},
+        {"tenant": "*"},
+        {"tenant": "acme", "scope": ["tenant"]},
+    ],
+    ids=["list-array", "tenant-object", "tenant-star", "scope-array"],
+)
+def test_reactivate_type_checks_its_body_before_any_change(
+    api: Settings, body: dict[str, Any]
+) -> None:
+    """Catches: a body field taken through str() ({"list_id": [1, 2]} reactivating the list
+    "[1, 2]", {"tenant": {"a": 1}} taken as a tenant)."""
+    path = "/v1/addresses/first@example.com/reactivate"
+    status, answer = call(api, "POST", path, orjson.dumps(body), TOKEN)
+    assert (status, answer["error"]) == (400, "wrong_type"), answer
+    assert suppressed(api, "first@example.com")
+
+
 def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
     wait_for(lambda: len(call(api, "GET", "/v1/suppressions?tenant=acme")[1]["items"]) == 2, 20)
     status, first = call(api, "GET", "/v1/suppressions?tenant=acme&limit=1")
@@ -118,6 +140,11 @@ def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
     ("path", "status", "reason"),
     [
         ("/v1/addresses/not-an-address?tenant=acme", 400, "bad_address"),
+        ("/v1/addresses/a%00b@example.com?tenant=acme", 400, "bad_address"),
+        ("/v1/addresses/victim@example.com%00.zz?tenant=acme", 400, "bad_address"),
+        ("/v1/addresses/first@example.com?tenant=*", 400, "wrong_type"),
+        ("/v1/addresses/first@example.com?tenant=acme:l:x", 400, "wrong_type"),
+        ("/v1/suppressions?tenant=*", 400, "wrong_type"),
         ("/v1/suppressions", 400, "missing_field"),
         ("/v1/suppressions?tenant=acme&limit=0", 400, "wrong_type"),
     ],
@@ -125,6 +152,27 @@ def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
 def test_errors_are_json_with_a_reason(api: Settings, path: str, status: int, reason: str) -> None:
     assert call(api, "GET", path)[0:1] == (status,)
     assert call(api, "GET", path)[1]["error"] == reason
+
+
+def test_a_huge_authorization_header_is_a_4xx_without_a_traceback(
+    settings: Settings, worker_factory: Any
+) -> None:
+    """Catches: aiohttp logging a header over its limit at ERROR with a traceback that quotes
+    the header's first bytes (a token, in the worker's log)."""
+    worker: WorkerProcess = worker_factory(settings, BOUNCEGUARD_API_TOKEN=TOKEN)
+    secret = "Bearer s3cret" + "x" * 100_000
+    connection = http.client.HTTPConnection("127.0.0.1", settings.web_port, timeout=10)
+    try:
+        connection.request("GET", "/health", headers={"Authorization": secret})
+        status = connection.getresponse().status
+    finally:
+        connection.close()
+    assert status in (400, 431)
+    assert call(settings, "GET", "/health")[0] == 200  # still serving
+    log = worker.log.read_text(errors="replace")
+    assert "Traceback" not in log, worker.tail()
+    assert "s3cret" not in log, worker.tail()
+    assert not [line for line in log.splitlines() if "[ERROR]" in line], worker.tail()
 
 
 def test_health_answers(api: Settings) -> None:

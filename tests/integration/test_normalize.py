@@ -138,12 +138,13 @@ def test_bad_lines_are_dead_lettered_and_the_worker_keeps_going(
         "unknown_format": b"GET /index.html HTTP/1.1 200 512",
         "bad_json": b'{"message": "Apr  5 14:21:51 kedumba postfix/smtp[1]: QID: to=<a@b.c>',
         "bad_address": POSTFIX_BAD_ADDRESS,
+        "missing_field": b"",  # an empty message: dead-lettered as on the other topics
     }
     for value in bad.values():
         send(producer, raw, value, key="mx1")
     produce(producer, raw, "mx1", lines("postfix.log", 4))
 
-    dead = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.deadletter(raw), 5)]
+    dead = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.deadletter(raw), 6)]
     assert sorted(d["reason"] for d in dead) == sorted(bad), worker.tail()
     for d in dead:
         assert d["source"]["topic"] == raw

@@ -97,11 +97,22 @@ def test_bad_input_goes_to_dead_letter_and_worker_keeps_going(
             "outcome": "bounced",
         },
     )
+    # A NUL inside the recipient (kcat sends it as JSON's \u0000): read as a C string, the
+    # key would name another address.
+    send(producer, topics.attempts, attempt("nul\x00x@example.com"))
+    send(producer, topics.attempts, b"")  # an empty message: the rule of every input topic
     send(producer, topics.attempts, attempt("after@example.com"), key="after@example.com")
     dead = [
-        orjson.loads(v) for v in read_topic(settings.kafka, topics.deadletter(topics.attempts), 3)
+        orjson.loads(v) for v in read_topic(settings.kafka, topics.deadletter(topics.attempts), 5)
     ]
-    assert sorted(d["reason"] for d in dead) == ["bad_address", "bad_encoding", "bad_json"]
+    assert sorted(d["reason"] for d in dead) == [
+        "bad_address",
+        "bad_address",
+        "bad_encoding",
+        "bad_json",
+        "missing_field",
+    ]
+    assert any("\\u0000" in d.get("raw", "") for d in dead), dead
     assert any(d.get("raw") == "this is not json" for d in dead)
     out = [orjson.loads(v) for v in read_topic(settings.kafka, topics.suppressions, 1)]
     assert [e["address"] for e in out] == ["after@example.com"]

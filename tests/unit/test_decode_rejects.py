@@ -255,3 +255,26 @@ def test_implausible_addresses_are_bad_addresses(raw: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         normalize_address(raw)
     assert caught.value.reason is Reason.BAD_ADDRESS
+
+
+CONTROL_CHARACTERS = [chr(c) for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))]
+"""C0, DEL and C1: none belongs in an address (RFC 5321/6531 allow none of them)."""
+
+
+@pytest.mark.parametrize("char", CONTROL_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize(
+    "template",
+    ["nul{c}x@example.com", "victim@example.com{c}.zz", "a@exa{c}mple.com"],
+)
+def test_control_characters_in_an_address_are_bad_addresses(template: str, char: str) -> None:
+    """Catches: a NUL (or any C0, DEL, C1 character) let through inside an address: a
+    consumer reading the key as a C string would see another address ("victim@example.com")."""
+    with pytest.raises(InvalidInput) as caught:
+        normalize_address(template.format(c=char))
+    assert caught.value.reason is Reason.BAD_ADDRESS
+
+
+def test_a_nul_in_a_recipient_rejects_the_attempt_as_bad_address() -> None:
+    """Catches: the same hole seen from a `delivery.attempts` message (as kcat sends it)."""
+    raw = orjson.dumps({**ATTEMPT, "recipient": "nul\u0000x@example.com"})
+    assert rejected(decode_attempts, raw).reason is Reason.BAD_ADDRESS

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.config import Settings
-from pipeline.web import ApiError, authorized, check_read, reactivate
+from pipeline.web import (
+    ApiError,
+    authorized,
+    check_read,
+    list_of,
+    reactivate,
+    status,
+    suppression_page,
+    tenant_of,
+)
 
 
 class _Request:
@@ -90,3 +101,91 @@ def test_the_configured_token_is_authorized_and_only_as_a_bearer_token() -> None
     assert not authorized(settings, _Request({"Authorization": "Basic t0ken"}))
     assert not authorized(settings, _Request({"Authorization": "Bearer t0ke"}))
     assert not authorized(settings, _Request({}))
+
+
+class _Post:
+    """A request with a query, headers and a body (what the pages read of aiohttp's)."""
+
+    def __init__(self, body: bytes, query: dict[str, str] | None = None, token: str = "") -> None:
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.query = query or {}
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+TOKEN_SETTINGS = Settings.from_env({"BOUNCEGUARD_API_TOKEN": "t0ken"})
+BAD_TENANTS: list[object] = [{"a": 1}, [1], True, 1.5, "*", "a:b", "a b", "x" * 129, "-lead"]
+BAD_LISTS: list[object] = [[1, 2], {"a": 1}, True, 1.5]
+
+
+def _refused(page: Any) -> ApiError:
+    """The ApiError `page` raises (runtime None: any use of the store would raise
+    AttributeError instead, so the check must come before any work)."""
+    with pytest.raises(ApiError) as err:
+        asyncio.run(page)
+    return err.value
+
+
+@pytest.mark.parametrize("tenant", BAD_TENANTS, ids=repr)
+def test_reactivate_refuses_a_tenant_the_stream_would_refuse(tenant: object) -> None:
+    """Catches: `str(body["tenant"])` taking {"a": 1} as the tenant "{'a': 1}", or a tenant
+    outside check_tenant's rule (":" would make its key read as another tenant's list key)."""
+    request = _Post(orjson.dumps({"tenant": tenant}), token="t0ken")
+    error = _refused(reactivate(None, TOKEN_SETTINGS, request, "a@example.com"))  # type: ignore[arg-type]
+    assert (error.status, error.reason) == (400, "wrong_type")
+
+
+@pytest.mark.parametrize("list_id", BAD_LISTS, ids=repr)
+def test_reactivate_refuses_a_list_id_that_is_not_text(list_id: object) -> None:
+    """Catches: `str(list_id)` reactivating the list "[1, 2]" for {"list_id": [1, 2]}."""
+    request = _Post(orjson.dumps({"tenant": "acme", "list_id": list_id}), token="t0ken")
+    error = _refused(reactivate(None, TOKEN_SETTINGS, request, "a@example.com"))  # type: ignore[arg-type]
+    assert (error.status, error.reason) == (400, "wrong_type")
+
+
+@pytest.mark.parametrize("field", ["scope", "request_id"])
+def test_reactivate_refuses_other_fields_that_are_not_text(field: str) -> None:
+    """Catches: a scope or request id taken through str() (a dict as the idempotency key)."""
+    request = _Post(orjson.dumps({"tenant": "acme", field: {"a": 1}}), token="t0ken")
+    error = _refused(reactivate(None, TOKEN_SETTINGS, request, "a@example.com"))  # type: ignore[arg-type]
+    assert (error.status, error.reason) == (400, "wrong_type")
+
+
+def test_reactivate_refuses_a_bad_tenant_in_the_query_too() -> None:
+    """Catches: the tenant rule applied to the body only."""
+    request = _Post(b"", query={"tenant": "*"}, token="t0ken")
+    error = _refused(reactivate(None, TOKEN_SETTINGS, request, "a@example.com"))  # type: ignore[arg-type]
+    assert (error.status, error.reason) == (400, "wrong_type")
+
+
+@pytest.mark.parametrize("tenant", ["*", "a:b", "a{b}", "x" * 129])
+def test_reads_refuse_a_tenant_the_stream_would_refuse(tenant: str) -> None:
+    """Catches: `tenant=*` accepted by the status and history pages (a SCAN pattern, or
+    another tenant's key, in a tenant's place)."""
+    request = _Post(b"", query={"tenant": tenant})
+    pages = (
+        lambda: status(None, TOKEN_SETTINGS, request, "a@example.com"),  # type: ignore[arg-type]
+        lambda: suppression_page(None, TOKEN_SETTINGS, request),  # type: ignore[arg-type]
+    )
+    for page in pages:
+        error = _refused(page())
+        assert (error.status, error.reason) == (400, "wrong_type")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "default"), ("", "default"), ("acme", "acme"), (7, "7")]
+)
+def test_the_api_reads_a_tenant_as_the_stream_does(value: object, expected: str) -> None:
+    """Catches: the API and the stream disagreeing on a valid tenant (an attempt's integer
+    tenant 7 is tenant "7"; absent means "default")."""
+    assert tenant_of(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, None), ("", None), ("news", "news"), (42, "42")]
+)
+def test_the_api_reads_a_list_id_as_the_stream_does(value: object, expected: str | None) -> None:
+    """Catches: the API and the stream disagreeing on a valid list id."""
+    assert list_of(value) == expected
