@@ -28,8 +28,9 @@ last N non-delivered events, newest first, "\n<digest>\t<compact entry JSON>"
         retry_window: {campaign: [[ts, digest]...]});  b  consecutive breakers [send, ts]
   lt    latest non-delivered event time counted;  r  reactivation floor (events at or
         before it count no more)
-  seen  (home only) the newest non-delivered events as [ts, digest], ascending: the replay
-        guard; p (home only) {digest: decisions} suppressions not yet confirmed emitted
+  seen  (home only) the newest non-delivered events as one string of 25-character entries,
+        13-digit ts then 12-hex-digit digest, ascending: the replay guard
+  p     (home only) {digest: decisions} suppressions not yet confirmed emitted
 """
 
 from __future__ import annotations

@@ -30,24 +30,37 @@ local function scope_key(letter, home, prefix, list)
   return prefix .. ":g"
 end
 
--- The ring of seen digests, ascending by (ts, digest). Returns "dup", "old" (older than
--- everything a full ring remembers: counted by set semantics, not logged) or "new".
+-- The ring of seen digests: one string of fixed-width entries, the 13-digit ts then the
+-- 12-hex-digit digest, ascending (zero-padded, so string order is (ts, digest) order). Kept as
+-- text, not a JSON array of pairs: decoding and encoding ~32 pairs of numbers on every bounce
+-- was a large share of its cost. Returns "dup", "old" (older than everything a full ring
+-- remembers: counted by set semantics, not logged) or "new".
+local RING_W = 25
+
+local function ring_text(ring)
+  if type(ring) == "string" then return ring end
+  if ring == nil then return "" end
+  table.sort(ring, by_time)  -- a ring written as pairs by an earlier version
+  local parts = {}
+  for n, x in ipairs(ring) do parts[n] = fmt_ts(x[1]) .. x[2] end
+  return table.concat(parts)
+end
+
 local function remember(home, ts, dg, ringn)
-  local ring = home.j.seen or {}
-  for _, x in ipairs(ring) do
-    if x[2] == dg then return "dup" end
+  local ring = ring_text(home.j.seen)
+  local pos = string.find(ring, dg, 1, true)
+  while pos do
+    if (pos - 1) % RING_W == HEAD then return "dup" end
+    pos = string.find(ring, dg, pos + 1, true)
   end
-  local entry = {ts, dg}
-  if #ring >= ringn and by_time(entry, ring[1]) then return "old" end
-  -- The ring is sorted: insert in place (a table.sort with a Lua comparator on every bounce
-  -- was the largest cost of the bounce path).
-  local at = #ring + 1
-  while at > 1 and by_time(entry, ring[at - 1]) do
-    ring[at] = ring[at - 1]
+  local entry, n = fmt_ts(ts) .. dg, #ring / RING_W
+  if n >= ringn and entry < string.sub(ring, 1, RING_W) then return "old" end
+  local at = n  -- entries before the new one; new events are usually the newest
+  while at > 0 and entry < string.sub(ring, (at - 1) * RING_W + 1, at * RING_W) do
     at = at - 1
   end
-  ring[at] = entry
-  while #ring > ringn do table.remove(ring, 1) end
+  ring = string.sub(ring, 1, at * RING_W) .. entry .. string.sub(ring, at * RING_W + 1)
+  if n + 1 > ringn then ring = string.sub(ring, (n + 1 - ringn) * RING_W + 1) end
   home.j.seen = ring
   home.dirty = true
   return "new"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import orjson
 import pytest
 import redis
 
@@ -73,3 +74,29 @@ def test_one_address_with_ten_thousand_attempts_stays_under_its_cap(
     assert kinds <= KINDS
     assert late < 20_000
     assert late < early * 1.5
+
+
+def test_a_replay_guard_written_as_pairs_by_an_earlier_version_still_guards(
+    engine: Callable[..., Engine], redis_client: redis.Redis
+) -> None:
+    """The `seen` ring is now one fixed-width string; a document written by the version that
+    kept it as [ts, digest] pairs is read as the same ring: its events still count once."""
+    eng = engine("default")
+    first = attempt("mailbox_full", at(days=0), campaign="c0", event_id="legacy-0")
+    eng.send(first)
+    key = f"{eng.namespace}:{{{ADDR}}}:t:acme"
+    raw = redis_client.get(key)
+    assert raw is not None
+    body, sep, log = raw[13:].partition(b"\n")
+    fields = orjson.loads(body)
+    ring = fields["seen"]
+    assert isinstance(ring, str) and len(ring) == 25
+    fields["seen"] = [[int(ring[:13]), ring[13:]]]  # as the earlier version wrote it
+    redis_client.set(key, raw[:13] + orjson.dumps(fields) + sep + log, keepttl=True)
+    eng.send(first)  # a replay: must be recognised (a "new" event would be logged again)
+    assert redis_client.get(key).count(b"\n") == 1  # one bounce-log line
+    eng.send(attempt("mailbox_full", at(days=1), campaign="c1", event_id="legacy-1"))
+    fields = orjson.loads(redis_client.get(key)[13:].partition(b"\n")[0])
+    assert len(fields["bn"]) == 2 and len(fields["seen"]) == 50
+    assert redis_client.get(key).count(b"\n") == 2
+    assert fields["seen"][:25] == ring  # converted, ascending
