@@ -234,3 +234,15 @@ def test_alerts_alone_are_emitted() -> None:
     rig.process(records([attempt_message("e1")]))
     assert [v["event_id"] for v in rig.alerts.values()] == ["al-e1"]
     assert store.journal.kinds("mark") == [("mark", [], ["al-e1"])]
+
+
+def test_a_planning_error_falls_back_with_its_own_type(caplog: pytest.LogCaptureFixture) -> None:
+    store = FakeStore(Journal(), plan_fails={"e2"})
+    rig = Rig(store)
+    caplog.set_level(logging.ERROR, logger="pipeline.stream.apply")
+    rig.process(records([attempt_message("e1"), attempt_message("e2")]))
+    assert [r.getMessage() for r in caplog.records if r.name == apply.log.name] == [
+        "batch failed error=RuntimeError; processing its messages one by one",
+        "event dead-lettered reason=internal_error error=RuntimeError",
+    ]
+    assert [(d["reason"], d["source"]["offset"]) for d in rig.dead()] == [("internal_error", 1)]

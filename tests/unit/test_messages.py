@@ -138,3 +138,9 @@ def test_parse_arf_is_what_decode_feedback_reads() -> None:
     assert decode_feedback(raw, received=RECEIVED) == arf_feedback(
         parse_arf(raw), raw, received=RECEIVED
     )
+
+
+def test_a_raw_report_without_arrival_date_is_dated_by_kafka() -> None:
+    raw = (ARF / "rfc5965-b2.eml").read_bytes().replace(b"Arrival-Date:", b"X-Arrival-Date:")
+    [event] = decode_feedback(raw, received=RECEIVED)
+    assert event.ts == RECEIVED

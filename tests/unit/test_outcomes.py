@@ -231,3 +231,29 @@ def test_a_sender_alert_has_its_rate_and_one_id_per_day() -> None:
     assert later.rate == 2.5
     nothing_sent = sender_alert(policy, rule, tenant="t1", count=3, sent=0, ts=TS)
     assert nothing_sent.rate == 3.0
+
+
+def test_the_scope_index_counts_from_one_narrow_to_broad() -> None:
+    policy = load_preset("default", {"rules": {"complaint": {"scope": "list"}}})
+    assert policy.scopes() == (Scope.LIST, Scope.TENANT)
+    common = {"count": 1, "threshold": 1, "reason": "complaint"}
+    narrow = suppression_from_decision(
+        policy,
+        {"rule": "complaint", "u": 1, **common},
+        address="a@example.com",
+        tenant="t1",
+        list_id="news",
+        trigger_event_id="f1",
+        ts=TS,
+    )
+    broad = suppression_from_decision(
+        policy,
+        {"rule": "immediate_hard", "u": "2", **common},
+        address="a@example.com",
+        tenant="t1",
+        list_id="news",
+        trigger_event_id="e1",
+        ts=TS,
+    )
+    assert (narrow.scope, narrow.list_id) == (Scope.LIST, "news")
+    assert (broad.scope, broad.list_id) == (Scope.TENANT, None)

@@ -283,3 +283,54 @@ def test_the_same_suppression_from_two_calls_is_emitted_once() -> None:
         ("a@x.com", "immediate_hard"),
         ("b@x.com", "immediate_hard"),
     ]
+
+
+def test_events_of_one_profile_share_one_table_entry() -> None:
+    plan = plan_batch([soft("a1", "a@x.com"), soft("b1", "b@x.com")], BOOK, "n", LIMITS)
+    header = orjson.loads(plan.calls[0].args[0])
+    assert header["P"] == [profile(ECO, BounceClass.SOFT, Category.MAILBOX_FULL)]
+    args = plan.calls[0].args
+    assert (args[4], args[14]) == (1, 1)  # both events name profile 1
+
+
+def test_only_tenants_whose_own_policy_rates_get_a_rates_call() -> None:
+    book = PolicyBook(default=DEFAULT, tenants={"t3": ECO})
+    events: list[Event] = [
+        complaint("f1", "a@x.com", tenant="t3"),
+        complaint("f2", "b@x.com"),  # the default tenant: no tenant-rate rule
+    ]
+    plan = plan_batch(events, book, "n", LIMITS)
+    [rates] = [c for c in plan.calls if c.function == "rates"]
+    assert rates.args[:3] == ["n", "t3", "complaint_rate"]
+    assert rates.args[8:] == [0, 1, to_ms(T0) // DAY_MS, 1, "a@x.com\x1ff1"]
+    assert plan.rates == [RateSlot("t3", ECO, ECO.rule("complaint_rate"), events[0])]
+
+
+def test_a_rate_rule_by_class_and_a_window_of_at_least_one_day() -> None:
+    by_class = {"classes": ["hard"], "categories": [], "window_days": 0.4}
+    policy = load_preset("ecomail", {"rules": {"complaint_rate": by_class}})
+    plan = plan_batch([hard("h1", "a@x.com")], PolicyBook(default=policy), "n", LIMITS)
+    [rates] = [c for c in plan.calls if c.function == "rates"]
+    day = to_ms(T0) // DAY_MS
+    assert rates.args == ["n", "default", "complaint_rate", day, 1, "0.001", 3, 3 * DAY_S,
+                          0, 1, day, 1, "a@x.com\x1fh1"]  # fmt: skip
+
+
+def test_a_list_scoped_suppression_keeps_the_events_list() -> None:
+    listrak = load_preset("listrak")
+    book = PolicyBook(default=listrak)
+    event = hard("a1", "a@x.com", list_id="news")
+    plan = plan_batch([event], book, "n", LIMITS)
+    outcome = read_replies(plan, book, [orjson.dumps([[1, "s", [decision()]]])])
+    assert [(s.scope.value, s.list_id) for s in outcome.suppressions] == [("list", "news")]
+
+
+def test_replies_must_answer_every_call() -> None:
+    plan = plan_batch([complaint("f1", "a@x.com")], BOOK, "n", LIMITS)
+    assert [c.function for c in plan.calls] == ["apply", "rates"]
+    with pytest.raises(ValueError, match="zip"):
+        read_replies(plan, BOOK, [b"[]"])
+    with pytest.raises(ValueError, match="zip"):
+        read_replies(plan, BOOK, [])
+    with pytest.raises(ValueError, match="zip"):
+        read_replies(plan, BOOK, [b"[]", b'{"alert":0}', b"[]"])
