@@ -246,3 +246,21 @@ def test_a_planning_error_falls_back_with_its_own_type(caplog: pytest.LogCapture
         "event dead-lettered reason=internal_error error=RuntimeError",
     ]
     assert [(d["reason"], d["source"]["offset"]) for d in rig.dead()] == [("internal_error", 1)]
+
+
+class LongErrorStore(FakeStore):
+    """The functions fail an event with a long error text (a Lua traceback)."""
+
+    def read(self, plan: BatchPlan, replies: Sequence[Any]) -> Outcome:
+        return Outcome(failed=[(e, "E" * 80 + "tail") for e in plan.events])
+
+
+def test_a_functions_error_is_logged_cut_to_80_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig(LongErrorStore(Journal()))
+    caplog.set_level(logging.ERROR, logger="pipeline.stream.apply")
+    rig.process(records([attempt_message("e1")]))
+    assert [r.getMessage() for r in caplog.records if r.name == apply.log.name] == [
+        "event dead-lettered reason=internal_error error=" + "E" * 80
+    ]

@@ -334,3 +334,11 @@ def test_replies_must_answer_every_call() -> None:
         read_replies(plan, BOOK, [])
     with pytest.raises(ValueError, match="zip"):
         read_replies(plan, BOOK, [b"[]", b'{"alert":0}', b"[]"])
+
+
+def test_an_apply_call_without_its_reply_is_refused() -> None:
+    book = PolicyBook(default=DEFAULT)
+    plan = plan_batch([hard("a1", "a@x.com")], book, "n", LIMITS)
+    assert [c.function for c in plan.calls] == ["apply"]
+    with pytest.raises(ValueError, match="zip"):
+        read_replies(plan, book, [])
