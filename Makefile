@@ -8,7 +8,7 @@ export KAFKA_PORT ?= 9092
 export REDIS_PORT ?= 6379
 export BOUNCEGUARD_WEB_PORT ?= 6066
 
-.PHONY: help setup up down run test unit integration lint fmt typecheck bench dashboards prometheus
+.PHONY: help setup up down run test unit integration lint fmt typecheck bench mutants dashboards prometheus
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,20 +52,27 @@ integration: setup  ## integration tests only
 	$(BIN)/pytest tests/integration
 
 lint: setup  ## ruff, mypy --strict, import-linter layer contracts
-	$(BIN)/ruff check pipeline tests bench
-	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/ruff check pipeline tests bench scripts
+	$(BIN)/ruff format --check pipeline tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt: setup  ## format and auto-fix
-	$(BIN)/ruff format pipeline tests bench
-	$(BIN)/ruff check --fix pipeline tests bench
+	$(BIN)/ruff format pipeline tests bench scripts
+	$(BIN)/ruff check --fix pipeline tests bench scripts
 
 typecheck: setup  ## mypy --strict only
 	$(BIN)/mypy
 
 bench: setup  ## benchmarks: print figures (never part of `make test`)
 	$(BIN)/python -m bench
+
+# MUTANTS='pipeline.core.ids.*' limits a run to some mutants (mutmut's key globs); mutants/ is
+# mutmut's working copy, kept between runs (delete it for a fresh start). docs/mutants.md.
+MUTANTS ?=
+mutants: setup  ## mutation testing (mutmut) of the core modules against the unit tests; not in `make test`
+	$(BIN)/mutmut run --max-children $$(nproc) $(MUTANTS)
+	$(BIN)/python scripts/mutants_report.py
 
 dashboards: setup  ## regenerate grafana/dashboards/*.json from grafana/build.py (commit the result)
 	$(BIN)/python grafana/build.py

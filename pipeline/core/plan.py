@@ -178,7 +178,7 @@ def plan_batch(events: Sequence[Event], book: PolicyBook, ns: str, limits: Limit
         }
     )
     _cut_calls(plan, header, groups, limits.call_events)
-    _plan_rates(plan, book, ns, limits)
+    _plan_rates(plan, book, ns)
     return plan
 
 
@@ -209,7 +209,7 @@ def _cut_calls(
     close()
 
 
-def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str, limits: Limits) -> None:
+def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str) -> None:
     """One `rates` call per (tenant, tenant-rate rule) with events in this batch."""
     by_tenant: dict[str, list[tuple[Event, Classification]]] = defaultdict(list)
     rated = {t for t in {e.tenant for e in plan.events} if _rated(book, t)}
@@ -221,7 +221,7 @@ def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str, limits: Limits) -> N
     for tenant, items in by_tenant.items():
         policy = book.for_tenant(tenant)
         for rule in (r for r in policy.rules if r.kind is RuleKind.TENANT_RATE):
-            _plan_rate(plan, ns, tenant, policy=policy, rule=rule, items=items, limits=limits)
+            _plan_rate(plan, ns, tenant, policy=policy, rule=rule, items=items)
 
 
 def _rated(book: PolicyBook, tenant: str) -> bool:
@@ -236,7 +236,6 @@ def _plan_rate(
     policy: Policy,
     rule: Rule,
     items: list[tuple[Event, Classification]],
-    limits: Limits,
 ) -> None:
     sent: dict[int, list[str]] = defaultdict(list)
     matching: dict[int, list[str]] = defaultdict(list)
