@@ -110,12 +110,14 @@ def test_the_decoder_gets_the_value_bytes_and_the_kafka_time() -> None:
     rig.process(
         [
             Record(b"a", None, Message(offset=0, timestamp=stamp)),
+            # A null value is an empty message: dead-lettered before any decoder.
             Record(None, None, Message(offset=1, timestamp=stamp)),  # type: ignore[arg-type]
             Record(bytearray(b"c"), None, Message(offset=2, timestamp=stamp)),  # type: ignore[arg-type]
         ]
     )
     at = datetime(2026, 3, 2, 9, 0, 1, tzinfo=UTC)
-    assert seen == [(b"a", at), (b"", at), (b"c", at)]
+    assert seen == [(b"a", at), (b"c", at)]
+    assert [(d["reason"], d["source"]["offset"]) for d in rig.dead()] == [("missing_field", 1)]
     assert all(received.tzinfo is UTC for _, received in seen)
 
 
