@@ -272,6 +272,7 @@ def test_control_characters_in_an_address_are_bad_addresses(template: str, char:
     with pytest.raises(InvalidInput) as caught:
         normalize_address(template.format(c=char))
     assert caught.value.reason is Reason.BAD_ADDRESS
+    assert caught.value.detail == "recipient holds a control character"
 
 
 def test_a_nul_in_a_recipient_rejects_the_attempt_as_bad_address() -> None:

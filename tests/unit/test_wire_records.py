@@ -130,3 +130,17 @@ def test_a_whole_second_ts_reads_back_without_a_fraction() -> None:
 def test_an_older_record_stored_as_the_whole_object_still_reads() -> None:
     old = {"event_id": "s1", "action": "suppressed", "tenant": "acme", "ts": "2026-03-02T09:00Z"}
     assert history_event(orjson.dumps(old), event_id="s1", tenant="acme", ts_ms=0) == old
+
+
+def test_a_delivered_log_entry_keeps_its_tenant() -> None:
+    """The delivered log is per address, so its entries carry the tenant (status filters on
+    it); the bounce log's arrays do not."""
+    raw = b'{"i":"d1","t":1772442000000,"te":"acme","s":250,"d":"250 ok","m":"mx.example.com"}'
+    assert expand_entry(raw) == {
+        "event_id": "d1",
+        "ts": "2026-03-02T09:00:00Z",
+        "tenant": "acme",
+        "smtp_code": 250,
+        "diagnostic": "250 ok",
+        "remote_mta": "mx.example.com",
+    }
