@@ -14,7 +14,7 @@ busy for long.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,11 @@ from pipeline.core.wire import (
 Arg = bytes | str | int
 DAY_S = 86_400
 
+Router = Callable[[str], str | None]
+"""Redis Cluster routing, for the planner: a hash tag (an address, or `tenant:<t>` for a
+tenant's keys) -> the name of the primary that owns its slot now (None: not known yet; the
+call may go to any primary, whose probe then skips what is not local)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -62,6 +67,11 @@ class Call:
 
     function: str
     args: list[Arg]
+    node: str | None = None
+    """On Redis Cluster, the primary the call is for (None: standalone, or not known)."""
+    route: str | None = None
+    """The one hash tag every key of the call carries, when there is one (a rates call:
+    `tenant:<t>`): a call refused on a stale slot map can be routed again by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +108,9 @@ class Outcome:
     alerts: list[SenderAlert] = field(default_factory=list)
     failed: list[tuple[Event, str]] = field(default_factory=list)
     """Events the apply function could not process, with its error (dead-letter them)."""
+    skipped: list[str] = field(default_factory=list)
+    """Addresses whose group a Cluster node skipped untouched (its slot is not served there
+    now): their events must be sent again after a slot-map refresh (Store.resend)."""
 
 
 def engaged_ttl(book: PolicyBook) -> int:
@@ -140,9 +153,22 @@ def _event_args(event: Event, verdict: Classification | None, prof: dict[str, An
     return head
 
 
-def plan_batch(events: Sequence[Event], book: PolicyBook, ns: str, limits: Limits) -> BatchPlan:
+def plan_batch(
+    events: Sequence[Event],
+    book: PolicyBook,
+    ns: str,
+    limits: Limits,
+    *,
+    router: Router | None = None,
+    rates: bool = True,
+) -> BatchPlan:
     """Plan `events` (in stream order): in-batch duplicates dropped, each event classified
-    once, grouped per address, cut into calls. Pure; raises nothing on valid events."""
+    once, grouped per address, cut into calls. Pure; raises nothing on valid events.
+
+    With a `router` (Redis Cluster) no call mixes primaries: the groups are cut per node, and
+    the apply function probes each group's keys first and skips a group its node does not
+    serve (reply "s"). `rates=False` plans no rates call (a re-send of skipped groups: the
+    first send counted the tenant's events already)."""
     kept = unique(events)
     verdicts = [_verdict(e) for e in kept]
     plan = BatchPlan(kept, verdicts)
@@ -175,10 +201,19 @@ def plan_batch(events: Sequence[Event], book: PolicyBook, ns: str, limits: Limit
             "logn": limits.log_size,
             "ringn": limits.ring,
             "P": table,
+            **({"pr": 1} if router is not None else {}),
         }
     )
-    _cut_calls(plan, header, groups, limits.call_events)
-    _plan_rates(plan, book, ns)
+    if router is None:
+        _cut_calls(plan, header, groups, limits.call_events, None)
+    else:
+        by_node: dict[str | None, dict[str, list[tuple[Event, list[Arg]]]]] = {}
+        for address, items in groups.items():
+            by_node.setdefault(router(address), {})[address] = items
+        for node, node_groups in by_node.items():
+            _cut_calls(plan, header, node_groups, limits.call_events, node)
+    if rates:
+        _plan_rates(plan, book, ns, router)
     return plan
 
 
@@ -187,6 +222,7 @@ def _cut_calls(
     header: bytes,
     groups: dict[str, list[tuple[Event, list[Arg]]]],
     call_events: int,
+    node: str | None,
 ) -> None:
     args: list[Arg] = []
     numbered: list[Event] = []
@@ -194,7 +230,7 @@ def _cut_calls(
 
     def close() -> None:
         if numbered:
-            plan.calls.append(Call("apply", [header, n_groups, *args]))
+            plan.calls.append(Call("apply", [header, n_groups, *args], node))
             plan.numbered.append(list(numbered))
 
     for address, items in groups.items():
@@ -209,7 +245,7 @@ def _cut_calls(
     close()
 
 
-def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str) -> None:
+def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str, router: Router | None) -> None:
     """One `rates` call per (tenant, tenant-rate rule) with events in this batch."""
     by_tenant: dict[str, list[tuple[Event, Classification]]] = defaultdict(list)
     rated = {t for t in {e.tenant for e in plan.events} if _rated(book, t)}
@@ -221,7 +257,7 @@ def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str) -> None:
     for tenant, items in by_tenant.items():
         policy = book.for_tenant(tenant)
         for rule in (r for r in policy.rules if r.kind is RuleKind.TENANT_RATE):
-            _plan_rate(plan, ns, tenant, policy=policy, rule=rule, items=items)
+            _plan_rate(plan, ns, tenant, policy=policy, rule=rule, items=items, router=router)
 
 
 def _rated(book: PolicyBook, tenant: str) -> bool:
@@ -236,6 +272,7 @@ def _plan_rate(
     policy: Policy,
     rule: Rule,
     items: list[tuple[Event, Classification]],
+    router: Router | None,
 ) -> None:
     sent: dict[int, list[str]] = defaultdict(list)
     matching: dict[int, list[str]] = defaultdict(list)
@@ -258,7 +295,8 @@ def _plan_rate(
         args.append(len(days))
         for day, ids in days.items():
             args += [day, len(ids), *ids]
-    plan.calls.append(Call("rates", args))
+    tag = f"tenant:{tenant}"
+    plan.calls.append(Call("rates", args, router(tag) if router else None, tag))
     plan.rates.append(RateSlot(tenant, policy, rule, latest))
 
 
@@ -277,6 +315,9 @@ def read_replies(plan: BatchPlan, book: PolicyBook, replies: Sequence[Any]) -> O
     for events, reply in zip(plan.numbered, replies[:n_apply], strict=True):
         for index, kind, payload in _entries(reply):
             event = events[int(index) - 1]
+            if kind == "s":
+                outcome.skipped.append(event.recipient)
+                continue
             if kind == "x":
                 outcome.failed.append((event, str(payload)))
                 continue

@@ -6,6 +6,11 @@ The state layer executes; it knows no policy. The worker's batch body plans in t
 the core again (`read_replies`); `Store.apply` does the three in a row for `replay` and tests,
 so both decide exactly alike.
 
+Redis Cluster (`redis+cluster://host:port[,host:port...]`, see docs/scaling.md): the planner
+cuts the apply calls per primary (`Router`), the calls of different primaries go out
+concurrently, each pinned to its node (`target_nodes`), and a group a node skipped (its slot
+is not served there now) is sent again after a slot-map refresh (`resend`).
+
 Concurrency: a Store may be shared by several agents and the web server. It holds no mutable
 state of its own between calls (the connection pool is safe to share), so calls may
 interleave freely; the order of one address's events is the caller's to keep (a partition's
@@ -14,16 +19,20 @@ batches one after the other).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import hiredis
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ResponseError
 
+from pipeline.core.errors import Transient
 from pipeline.core.events import Event
 from pipeline.core.models import Scope, SenderAlert, Suppression
 from pipeline.core.outcomes import reactivation
@@ -39,6 +48,11 @@ HISTORY_CAP = 100_000
 """History events kept per tenant; older ones drop off (suppression.events is the archive)."""
 Applied = Outcome
 """What `Store.apply` returns (the core's Outcome)."""
+CLUSTER_SCHEME = "redis+cluster://"
+RESEND_ROUNDS = 6
+"""Slot-map refreshes (with backoff, 0.05 s doubling: ~3 s in all) before Transient."""
+ROUTING_ERRORS = ("non local key", "moved", "ask ", "tryagain", "clusterdown")
+"""A call refused (or cut short) because its node does not serve its keys now."""
 
 
 class HiredisPackConnection(Connection):
@@ -64,12 +78,36 @@ def _missing_function(reply: Any) -> bool:
     return isinstance(reply, ResponseError) and "function not found" in str(reply).lower()
 
 
+def _misrouted(reply: Any) -> bool:
+    if not isinstance(reply, ResponseError):
+        return False
+    text = str(reply).lower()
+    return any(marker in text for marker in ROUTING_ERRORS)
+
+
+def cluster_client(url: str) -> RedisCluster:
+    """A RedisCluster over the seed nodes of `redis+cluster://host:port[,host:port...]`
+    (no I/O yet), packing commands with hiredis like the standalone client."""
+    rest = url[len(CLUSTER_SCHEME) :].split("/", 1)[0]
+    nodes = []
+    for seed in rest.split(","):
+        part = urlsplit(f"//{seed}")
+        nodes.append(ClusterNode(part.hostname or "127.0.0.1", part.port or 6379))
+    client = RedisCluster(startup_nodes=nodes)
+    # redis-py's asyncio RedisCluster hard-codes Connection (research §6): swap the class in
+    # the kwargs every later ClusterNode is built with, and in the seed nodes.
+    client.nodes_manager.connection_kwargs["connection_class"] = HiredisPackConnection
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = HiredisPackConnection
+    return client
+
+
 class Store:
     """Per-address state in Redis, judged by a book of policies."""
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: aioredis.Redis | RedisCluster,
         policies: PolicyBook | Policy,
         *,
         namespace: str = "bg",
@@ -79,6 +117,7 @@ class Store:
         call_events: int = 500,
     ) -> None:
         self.client = client
+        self.cluster = client if isinstance(client, RedisCluster) else None
         self.book = policies if isinstance(policies, PolicyBook) else PolicyBook(policies)
         self.namespace = namespace
         self.state_ttl = state_ttl_days * DAY
@@ -92,7 +131,10 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str, policies: PolicyBook | Policy, **kwargs: Any) -> Store:
-        """Connect lazily to the Redis at `url` (no I/O until the first call)."""
+        """Connect lazily to the Redis at `url` (no I/O until the first call); a
+        `redis+cluster://host:port[,host:port...]` URL names the seed nodes of a Cluster."""
+        if url.startswith(CLUSTER_SCHEME):
+            return cls(cluster_client(url), policies, **kwargs)
         pool = ConnectionPool.from_url(url, connection_class=HiredisPackConnection)
         return cls(aioredis.Redis.from_pool(pool), policies, **kwargs)
 
@@ -106,24 +148,58 @@ class Store:
             return bool(await self.client.ping())
 
     async def load_functions(self) -> None:
-        """Load the function library unless this version is there already (idempotent)."""
+        """Load the function library unless this version is there already (idempotent); on
+        a Cluster, on every primary."""
         with redis_errors():
-            try:
-                await self.client.execute_command(  # type: ignore[no-untyped-call]
-                    "FUNCTION LOAD", functions.SOURCE
+            if self.cluster is None:
+                await self._load_on(None)
+                return
+            await self._ready()
+            await asyncio.gather(*(self._load_on(n) for n in self.cluster.get_primaries()))
+
+    async def _load_on(self, node: ClusterNode | None) -> None:
+        try:
+            if node is None:
+                await self.client.execute_command("FUNCTION LOAD", functions.SOURCE)
+            else:
+                await self.client.execute_command(
+                    "FUNCTION LOAD", functions.SOURCE, target_nodes=node
                 )
-            except ResponseError as exc:
-                if "already exists" not in str(exc):
-                    raise
+        except ResponseError as exc:
+            if "already exists" not in str(exc):
+                raise
+
+    async def _ready(self) -> None:
+        """Cluster: read the slot map unless it is known (the client is lazy)."""
+        if self.cluster is not None and not self.cluster.nodes_manager.slots_cache:
+            await self.cluster.initialize()
+
+    async def refresh(self) -> None:
+        """Cluster: read the slot map again (after a skip or a refusal). Raises Transient."""
+        if self.cluster is not None:
+            with redis_errors():
+                await self.cluster.nodes_manager.initialize()
+
+    def route(self, tag: str) -> str | None:
+        """Cluster: the primary that serves hash tag `tag` now (None: map not read yet)."""
+        assert self.cluster is not None
+        manager = self.cluster.nodes_manager
+        if not manager.slots_cache:
+            return None
+        slot = self.cluster.keyslot(f"{self.namespace}:{{{tag}}}")
+        return str(manager.get_node_from_slot(slot).name)
 
     async def run(self, calls: Sequence[Call]) -> list[Any]:
-        """Execute `calls` in one pipelined round trip; return their replies in order.
+        """Execute `calls` in one pipelined round trip (on a Cluster: one per primary,
+        concurrently); return their replies in order.
 
         A call refused because the library is missing (a new or emptied Redis) ran nothing:
         the library is loaded and only those calls are sent again. Calls of one batch hold
         disjoint addresses (pipeline.core.plan), so re-sending some never reorders an
-        address's events. Raises Transient when Redis is unreachable; re-running the same
-        calls afterwards is safe (the functions are idempotent per event).
+        address's events. On a Cluster, a call with one `route` refused on a stale slot map
+        is routed again after a refresh (a few rounds). Raises Transient when Redis is
+        unreachable (or a call stays misrouted); re-running the same calls afterwards is
+        safe (the functions are idempotent per event).
         """
         if not calls:
             return []
@@ -134,6 +210,8 @@ class Store:
             again = await self._send([calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
+        if self.cluster is not None:
+            await self._reroute(calls, replies)
         for reply in replies:
             if isinstance(reply, REDIS_DOWN):
                 with redis_errors():
@@ -142,24 +220,109 @@ class Store:
                 raise reply
         return replies
 
+    async def _reroute(self, calls: Sequence[Call], replies: list[Any]) -> None:
+        """Cluster: send again, after a map refresh, the calls refused as misrouted (their
+        functions are idempotent: a call cut short by a moved key may be re-run whole)."""
+        for attempt in range(RESEND_ROUNDS):
+            bad = [i for i, r in enumerate(replies) if _misrouted(r)]
+            if not bad:
+                return
+            await asyncio.sleep(0.05 * 2**attempt)
+            await self.refresh()
+            if any(calls[i].route is None for i in bad):
+                raise Transient("redis cluster: a call spanning several slots was misrouted")
+            again = [
+                Call(calls[i].function, calls[i].args, self.route(str(calls[i].route))) for i in bad
+            ]
+            for i, reply in zip(bad, await self._send(again), strict=True):
+                replies[i] = reply
+        if any(_misrouted(r) for r in replies):
+            raise Transient("redis cluster: slots still moving")
+
     async def _send(self, calls: Sequence[Call]) -> list[Any]:
+        if self.cluster is not None:
+            return await self._send_cluster(self.cluster, calls)
         with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for call in calls:
                 pipe.execute_command("FCALL", functions.name(call.function), 0, *call.args)
             return list(await pipe.execute(raise_on_error=False))
 
+    async def _send_cluster(self, rc: RedisCluster, calls: Sequence[Call]) -> list[Any]:
+        """Each call pinned to its primary (`target_nodes`: no COMMAND GETKEYS, no retry by
+        redis-py); the calls run concurrently. A call for no known node goes to the default
+        primary (the apply function's probe skips what is not local there)."""
+        try:
+            await self._ready()
+            targets = []
+            for call in calls:
+                name = call.node or (self.route(call.route) if call.route else None)
+                node = rc.get_node(node_name=name) if name else None
+                targets.append(node or rc.get_default_node())
+            sent = [
+                rc.execute_command(
+                    "FCALL", functions.name(c.function), 0, *c.args, target_nodes=node
+                )
+                for c, node in zip(calls, targets, strict=True)
+            ]
+            replies = list(await asyncio.gather(*sent, return_exceptions=True))
+        except REDIS_DOWN as exc:
+            await self._refresh_quietly()
+            raise Transient(f"redis unreachable: {type(exc).__name__}: {exc}") from exc
+        if any(isinstance(r, REDIS_DOWN) for r in replies):
+            await self._refresh_quietly()  # a node down or failed over: the map changes
+        return replies
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:
+            return
+
     def plan(self, events: Sequence[Event]) -> BatchPlan:
-        """Plan `events` under this store's book, namespace and limits (pure)."""
-        return plan_batch(events, self.book, self.namespace, self.limits)
+        """Plan `events` under this store's book, namespace and limits (pure; on a Cluster,
+        routed by the slot map as known now)."""
+        router = self.route if self.cluster is not None else None
+        return plan_batch(events, self.book, self.namespace, self.limits, router=router)
 
     def read(self, plan: BatchPlan, replies: Sequence[Any]) -> Outcome:
         """Read the replies of `plan` (pure)."""
         return read_replies(plan, self.book, replies)
 
+    async def resend(self, plan: BatchPlan, outcome: Outcome) -> Outcome:
+        """Cluster: apply the groups `outcome` reports skipped (their nodes did not serve
+        their slots: a stale map, a slot moving), after a slot-map refresh, a few rounds with
+        backoff; return `outcome` completed. Each address's events go whole, in order, in
+        one group; nothing of a skipped group ran, so nothing is reordered or doubled.
+        Raises Transient when some stay unservable (calling again with the same `outcome`
+        is safe)."""
+        merged = Outcome(list(outcome.suppressions), list(outcome.alerts), list(outcome.failed))
+        seen = {s.event_id for s in merged.suppressions}
+        skipped = set(outcome.skipped)
+        for attempt in range(RESEND_ROUNDS):
+            if not skipped:
+                return merged
+            if attempt:
+                await asyncio.sleep(0.05 * 2 ** (attempt - 1))
+            await self.refresh()
+            events = [e for e in plan.events if e.recipient in skipped]
+            again = plan_batch(
+                events, self.book, self.namespace, self.limits, router=self.route, rates=False
+            )
+            part = self.read(again, await self.run(again.calls))
+            for s in part.suppressions:
+                if s.event_id not in seen:
+                    seen.add(s.event_id)
+                    merged.suppressions.append(s)
+            merged.failed += part.failed
+            skipped = set(part.skipped)
+        if skipped:
+            raise Transient(f"redis cluster: {len(skipped)} addresses still unservable")
+        return merged
+
     async def apply(self, events: Sequence[Event]) -> Outcome:
         """Apply attempts, feedback and engagement events (in stream order) and return what
-        they trip: plan, one round trip, read.
+        they trip: plan, one round trip, read (and on a Cluster, re-send what was skipped).
 
         Exactly once per (recipient, event id): a replayed event counts nothing. If its first
         delivery tripped a suppression that was never confirmed with `mark_emitted` (a crash
@@ -167,7 +330,10 @@ class Store:
         same holds for a tenant alert. Raises Transient when Redis is unreachable; applying
         the same events again afterwards is safe."""
         plan = self.plan(events)
-        return self.read(plan, await self.run(plan.calls))
+        outcome = self.read(plan, await self.run(plan.calls))
+        if outcome.skipped:
+            outcome = await self.resend(plan, outcome)
+        return outcome
 
     async def apply_attempts(self, events: Sequence[Event]) -> list[Suppression]:
         """`apply`, returning only the suppressions."""
@@ -191,15 +357,54 @@ class Store:
             args += [a.tenant, f"{a.rule}:{to_ms(a.ts) // (DAY * 1000)}"]
         return Call("confirm", args)
 
+    def confirm_calls(
+        self, suppressions: Sequence[Suppression], alerts: Sequence[SenderAlert] = ()
+    ) -> list[Call]:
+        """The confirm calls of `suppressions` and `alerts`: one (`confirm_call`) on a
+        standalone Redis; on a Cluster one per primary, each holding the forgets of the
+        addresses and the history and alert records of the tenants that node serves now."""
+        if self.cluster is None:
+            call = self.confirm_call(suppressions, alerts)
+            return [] if call is None else [call]
+        marks: dict[str | None, list[Suppression]] = {}
+        records: dict[str | None, list[Suppression]] = {}
+        sent: dict[str | None, list[SenderAlert]] = {}
+        for s in suppressions:
+            marks.setdefault(self.route(s.address), []).append(s)
+            records.setdefault(self.route(f"tenant:{s.tenant}"), []).append(s)
+        for a in alerts:
+            sent.setdefault(self.route(f"tenant:{a.tenant}"), []).append(a)
+        calls = []
+        for node in {**marks, **records, **sent}:
+            args: list[Any] = [self.namespace, HISTORY_CAP, self.state_ttl]
+            args.append(len(marks.get(node, [])))
+            for s in marks.get(node, []):
+                args += [s.address, s.tenant, digest(s.trigger_event_id)]
+            args.append(len(records.get(node, [])))
+            for s in records.get(node, []):
+                args += [s.tenant, to_ms(s.ts), s.event_id, history_record(s)]
+            args.append(len(sent.get(node, [])))
+            for a in sent.get(node, []):
+                args += [a.tenant, f"{a.rule}:{to_ms(a.ts) // (DAY * 1000)}"]
+            calls.append(Call("confirm", args, node))
+        return calls
+
     async def mark_emitted(
         self, suppressions: Sequence[Suppression], alerts: Sequence[SenderAlert] = ()
     ) -> None:
         """Record that `suppressions` and `alerts` reached Kafka: replaying their trigger
         events later re-emits nothing, and the suppressions join their tenants' histories.
-        Call only after the sends were acknowledged. Idempotent; raises Transient."""
-        call = self.confirm_call(suppressions, alerts)
-        if call is not None:
-            await self.run([call])
+        Call only after the sends were acknowledged. Idempotent; raises Transient (on a
+        Cluster also when a slot moved under a call: calling again routes it afresh)."""
+        if not suppressions and not alerts:
+            return
+        await self._ready_quietly()
+        await self.run(self.confirm_calls(suppressions, alerts))
+
+    async def _ready_quietly(self) -> None:
+        if self.cluster is not None:
+            with redis_errors():
+                await self._ready()
 
     async def reactivate(
         self,
@@ -224,7 +429,9 @@ class Store:
             digest(request_id),
             self.state_ttl,
         ]
-        [reply] = await self.run([Call("reactivate", args)])
+        await self._ready_quietly()
+        node = self.route(address) if self.cluster is not None else None
+        [reply] = await self.run([Call("reactivate", args, node, address)])
         cleared = orjson.loads(reply)
         if not cleared:
             return None

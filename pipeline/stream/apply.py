@@ -186,6 +186,9 @@ class EventBatch:
             "redis", lambda: metrics.timed(metrics.REDIS_SECONDS, self.store.run(plan.calls))
         )
         outcome = self.store.read(plan, replies)
+        if outcome.skipped:  # Redis Cluster: groups a node did not serve (a slot moved)
+            skipped = outcome
+            outcome = await retry_transient("redis", lambda: self.store.resend(plan, skipped))
         metrics.observe_decision_lag(plan.events)
         await self._dead_letter_failed(unit, outcome)
         await self.emitter.emit(outcome)

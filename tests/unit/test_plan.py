@@ -137,7 +137,10 @@ def test_a_batch_becomes_one_apply_call_with_every_field_in_place() -> None:
         1, day, 1, "b@x.com\x1fd1",
         1, day, 1, "c@x.com\x1ff1",
     ]  # fmt: skip
-    assert plan.calls == [Call("apply", apply_args), Call("rates", rates_args)]
+    assert plan.calls == [
+        Call("apply", apply_args),
+        Call("rates", rates_args, route="tenant:default"),
+    ]
     assert plan.numbered == [[a1, o1, a2, d1, f1, h1, d2]]
     rule = ECO.rule("complaint_rate")
     assert plan.rates == [RateSlot("default", ECO, rule, f1)]
@@ -219,11 +222,11 @@ def test_replies_become_suppressions_failures_and_alerts_in_event_order() -> Non
     # numbered: a1 o1 a2 d1 f1 h1 d2
     apply_reply = orjson.dumps(
         [
-            [1, "s", [decision()]],
+            [1, "d", [decision()]],
             [3, "x", "boom"],
-            [5, "s", [decision("complaint", reason="complaint")] * 2],
-            [6, "s", [decision()]],
-            ["4", "s", []],
+            [5, "d", [decision("complaint", reason="complaint")] * 2],
+            [6, "d", [decision()]],
+            ["4", "d", []],
         ]
     )  # fmt: skip
     rates_reply = orjson.dumps({"alert": 1, "count": "4", "sent": "1000"})
@@ -276,7 +279,7 @@ def test_the_same_suppression_from_two_calls_is_emitted_once() -> None:
     events = [hard("a1", "a@x.com"), hard("b1", "b@x.com")]
     plan = plan_batch(events, BOOK, "n", Limits(call_events=1))
     same = decision(rule="complaint")
-    replies = [orjson.dumps([[1, "s", [same, decision()]]]), orjson.dumps([[1, "s", [decision()]]])]
+    replies = [orjson.dumps([[1, "d", [same, decision()]]]), orjson.dumps([[1, "d", [decision()]]])]
     outcome = read_replies(plan, BOOK, replies)
     assert [(s.address, s.rule) for s in outcome.suppressions] == [
         ("a@x.com", "complaint"),
@@ -321,7 +324,7 @@ def test_a_list_scoped_suppression_keeps_the_events_list() -> None:
     book = PolicyBook(default=listrak)
     event = hard("a1", "a@x.com", list_id="news")
     plan = plan_batch([event], book, "n", LIMITS)
-    outcome = read_replies(plan, book, [orjson.dumps([[1, "s", [decision()]]])])
+    outcome = read_replies(plan, book, [orjson.dumps([[1, "d", [decision()]]])])
     assert [(s.scope.value, s.list_id) for s in outcome.suppressions] == [("list", "news")]
 
 

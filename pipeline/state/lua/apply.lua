@@ -13,6 +13,9 @@ ARGV[2]  n groups
 then per group: address, n events, then per event: profile index, tenant, list ("-" none),
   ts (ms); kind b adds send, event id, digest, log entry; kind d with ok adds its entry.
 
+Header pr (Redis Cluster only): probe each group first; a group whose slot this node does
+not serve now is skipped untouched, reported once as [i of its first event, "s", error].
+
 Returns JSON [[i, "d", decisions] | [i, "p", decisions] | [i, "x", error], ...] for the events
 (numbered from 1 in this call) that decided something ("d"), were seen before and still wait
 for their suppression to be confirmed ("p": the same decisions again), or failed ("x": that
@@ -140,6 +143,41 @@ local function engage_all(P, g, ts)
   end
 end
 
+-- Redis Cluster (header pr): every key the group's `n` events (from args[a]) may touch, and
+-- the index after them. All carry the group's {address}, so they are one slot.
+local function group_keys(H, args, a, n, prefix)
+  local seen, list = {}, {}
+  for _ = 1, n do
+    local P = H.P[tonumber(args[a])]
+    local home = prefix .. ":t:" .. args[a + 1]
+    for _, letter in ipairs(P.sc) do
+      local key = scope_key(letter, home, prefix, args[a + 2])
+      if not seen[key] then seen[key] = true; list[#list + 1] = key end
+    end
+    a = a + 4
+    if P.k == "b" then
+      a = a + 4
+    elseif P.k == "d" and P.ok then
+      a = a + 1
+      local ok = prefix .. ":ok"
+      if not seen[ok] then seen[ok] = true; list[#list + 1] = ok end
+    end
+  end
+  return list, a
+end
+
+-- The probe (Cluster): one multi-key read of every key of the group before any write. It
+-- fails (pcall: an error table, nothing written) when this node does not serve the slot now
+-- (a stale client map: "non local key"; a migrating slot with a key already moved: ASK or
+-- TRYAGAIN). Nothing else runs during a function, so once it passes every later call on
+-- these keys stays local: a group is applied whole or not at all.
+local function probe_fails(H, args, a, n, prefix)
+  local list, after = group_keys(H, args, a, n, prefix)
+  local reply = redis.pcall("EXISTS", unpack(list))
+  if type(reply) == "table" and reply.err then return after, reply.err end
+  return after, nil
+end
+
 -- Deliveries are most of the traffic: their path allocates no table per event (each one was
 -- a measurable share of a delivery's cost), and only a bounce builds its `ev`.
 local function apply_batch(_, args)
@@ -149,6 +187,13 @@ local function apply_batch(_, args)
     local prefix = H.ns .. ":{" .. args[a] .. "}"
     local n = tonumber(args[a + 1])
     a = a + 2
+    if H.pr then
+      local after, err = probe_fails(H, args, a, n, prefix)
+      if err then
+        out[#out + 1] = {i + 1, "s", err}  -- skipped whole: re-sent after a map refresh
+        i, a, n = i + n, after, 0
+      end
+    end
     local g = {docs = new_docs(), prefix = prefix}
     for _ = 1, n do
       i = i + 1
@@ -171,7 +216,7 @@ local function apply_batch(_, args)
       end
       if not ok then out[#out + 1] = {i, "x", tostring(err)} end
     end
-    g.docs:flush(H.ttl, H.ettl)
+    if n > 0 then g.docs:flush(H.ttl, H.ettl) end
   end
   return cjson.encode(out)
 end

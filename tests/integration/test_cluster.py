@@ -1,0 +1,226 @@
+"""The store on a real Redis Cluster (deploy/redis-cluster.sh: 3 primaries + 3 replicas on
+test ports of their own; issue 10, first step).
+
+- `bounceguard replay` of the same attempts into the Cluster and into the single test Redis
+  prints the same suppressions, and the Cluster's keys are spread over every primary.
+- A slot moved between primaries mid-stream, under a client whose slot map was read before
+  the move, and a slot left MIGRATING while a batch runs: the address's events are applied
+  once and in order (the same suppressions, and byte for byte the same state documents, as
+  without any move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from bench.worker_data import generate
+from pipeline.cli import main
+from pipeline.core.decode import attempt_from_mapping
+from pipeline.core.events import Event
+from pipeline.core.plan import BatchPlan, Outcome
+from pipeline.core.policies import load_preset
+from pipeline.state.store import Store
+from tests.integration.conftest import _server
+
+pytestmark = pytest.mark.integration
+
+CLUSTER_PORT = int(os.environ.get("BG_TEST_REDIS_CLUSTER_PORT", "17301"))
+PORTS = [CLUSTER_PORT + i for i in range(6)]
+
+
+def cluster_ctl(action: str) -> None:
+    """Start or stop the session's test cluster."""
+    _server("redis-cluster.sh", action, {"REDIS_CLUSTER_PORT": str(CLUSTER_PORT)})
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[str]:
+    """A real Redis Cluster (3 primaries, 3 replicas) on 127.0.0.1; yields its URL."""
+    cluster_ctl("start")
+    yield f"redis+cluster://127.0.0.1:{PORTS[0]},127.0.0.1:{PORTS[1]}"
+    cluster_ctl("stop")
+
+
+def node(port: int) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port)
+
+
+def primaries() -> dict[str, tuple[int, list[tuple[int, int]]]]:
+    """node id -> (port, slot ranges) of every primary, from CLUSTER NODES."""
+    out: dict[str, tuple[int, list[tuple[int, int]]]] = {}
+    view: dict[str, Any] = node(PORTS[0]).execute_command("CLUSTER NODES")  # type: ignore[no-untyped-call]
+    for address, info in view.items():
+        if "master" not in info["flags"] or "fail" in info["flags"]:
+            continue
+        ranges = [(int(r[0]), int(r[-1])) for r in info["slots"]]
+        out[info["node_id"]] = (int(address.split("@")[0].rsplit(":", 1)[1]), ranges)
+    return out
+
+
+def owner(slot: int) -> tuple[str, int]:
+    for node_id, (port, ranges) in primaries().items():
+        if any(lo <= slot <= hi for lo, hi in ranges):
+            return node_id, port
+    raise AssertionError(f"slot {slot} has no owner")
+
+
+def slot_of(key: str) -> int:
+    return int(node(PORTS[0]).execute_command("CLUSTER KEYSLOT", key))  # type: ignore[no-untyped-call]
+
+
+class SlotMove:
+    """Move one slot to another primary, in the order of redis/docs "live resharding"
+    (research §8): IMPORTING on the target, MIGRATING on the source, MIGRATE the keys, then
+    SETSLOT NODE on the target, the source and the other primaries."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.src, self.src_port = owner(slot)
+        others = [(i, p) for i, (p, _) in primaries().items() if i != self.src]
+        self.dst, self.dst_port = others[0]
+
+    def begin(self) -> None:
+        src, dst = node(self.src_port), node(self.dst_port)
+        dst.execute_command("CLUSTER SETSLOT", self.slot, "IMPORTING", self.src)  # type: ignore[no-untyped-call]
+        src.execute_command("CLUSTER SETSLOT", self.slot, "MIGRATING", self.dst)  # type: ignore[no-untyped-call]
+        while True:
+            found = src.execute_command("CLUSTER GETKEYSINSLOT", self.slot, 100)  # type: ignore[no-untyped-call]
+            if not found:
+                break
+            src.execute_command(  # type: ignore[no-untyped-call]
+                "MIGRATE", "127.0.0.1", self.dst_port, "", 0, 5000, "KEYS", *found
+            )
+
+    def finish(self) -> None:
+        node(self.dst_port).execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.dst)  # type: ignore[no-untyped-call]
+        node(self.src_port).execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.dst)  # type: ignore[no-untyped-call]
+        for node_id, (port, _) in primaries().items():
+            if node_id not in (self.src, self.dst):
+                node(port).execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.dst)  # type: ignore[no-untyped-call]
+
+
+def decided(lines: Sequence[str]) -> set[tuple[str, str, str, int, str]]:
+    events = [orjson.loads(x) for x in lines if x]
+    return {(e["address"], e["tenant"], e["rule"], e["count"], e["event_id"]) for e in events}
+
+
+def test_replay_into_the_cluster_and_into_one_redis_prints_the_same_suppressions(
+    redis_cluster: str, redis_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate(5000, addresses=1000, seed=11)
+    file = tmp_path / "attempts.jsonl"
+    file.write_bytes(b"\n".join(v for _, v in data.messages) + b"\n")
+    namespace = f"rc{uuid.uuid4().hex[:8]}"
+    printed = {}
+    for name, url in (("single", redis_server), ("cluster", redis_cluster)):
+        code = main(["replay", "--policy", "default", "--redis", url, "--namespace", namespace,
+                     str(file)])  # fmt: skip
+        out, _ = capsys.readouterr()
+        assert code == 0
+        printed[name] = decided(out.splitlines())
+    assert len(printed["single"]) >= len(data.hard_pairs) > 50
+    assert printed["cluster"] == printed["single"]
+    # every primary holds a share of the addresses (one call per primary, not one node)
+    for port, _ in primaries().values():
+        held = list(node(port).scan_iter(match=f"{namespace}:*", count=1000))
+        assert len(held) > 100
+
+
+def batches(events: list[Event], size: int) -> list[list[Event]]:
+    return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+class CountingStore(Store):
+    """A Store that counts its re-sends of skipped groups."""
+
+    resent = 0
+
+    async def resend(self, plan: BatchPlan, outcome: Outcome) -> Outcome:
+        type(self).resent += len(set(outcome.skipped))
+        return await super().resend(plan, outcome)
+
+
+def state_of(clients: Sequence[redis.Redis], namespace: str, address: str) -> dict[bytes, Any]:
+    """Every key of `address` (its {hash tag}) and its value, wherever it lives."""
+    pattern = f"{namespace}:{{{address}}}*".replace("[", "\\[").replace("?", "\\?")
+    found: dict[bytes, Any] = {}
+    for client in clients:
+        for key in client.scan_iter(match=pattern, count=1000):
+            kind = client.type(key)
+            found[key] = client.get(key) if kind == b"string" else client.lrange(key, 0, -1)
+    return found
+
+
+def test_a_slot_moved_mid_stream_applies_its_events_once_in_order(
+    redis_cluster: str, redis_server: str, redis_client: redis.Redis
+) -> None:
+    data = generate(4000, addresses=300, seed=23)
+    events: list[Event] = [attempt_from_mapping(orjson.loads(v)) for _, v in data.messages]
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e.recipient] = counts.get(e.recipient, 0) + 1
+    moved, migrating = sorted(counts, key=lambda a: -counts[a])[:2]
+    namespace = f"mv{uuid.uuid4().hex[:8]}"
+    slot_moved = slot_of(f"{namespace}:{{{moved}}}")
+    slot_migrating = slot_of(f"{namespace}:{{{migrating}}}")
+    assert slot_moved != slot_migrating
+    chunks = batches(events, 400)
+    assert sum(e.recipient == moved for e in events[: 4 * 400]) > 0
+    assert sum(e.recipient == moved for e in events[4 * 400 :]) > 0
+
+    async def run(url: str, during: dict[int, Any]) -> list[Any]:
+        store = CountingStore.from_url(url, load_preset("default"), namespace=namespace)
+        out: list[Any] = []
+        try:
+            for n, chunk in enumerate(chunks):
+                hook = during.get(n)
+                if hook is not None:
+                    hook()
+                applied = await store.apply(chunk)
+                await store.mark_emitted(applied.suppressions, applied.alerts)
+                out += [(s.address, s.rule, s.count, s.event_id) for s in applied.suppressions]
+        finally:
+            await store.close()
+        return out
+
+    expected = asyncio.run(run(redis_server, {}))
+    assert any(a == moved for a, *_ in expected) or counts[moved] > 10
+
+    first = SlotMove(slot_moved)
+
+    def move_now() -> None:  # between two batches, under the store's cached map
+        first.begin()
+        first.finish()
+
+    second = SlotMove(slot_migrating)
+
+    def leave_migrating() -> None:  # keys moved, SETSLOT NODE only 0.3 s into the batch
+        second.begin()
+        timer = threading.Timer(0.3, second.finish)
+        timer.start()
+
+    CountingStore.resent = 0
+    started = time.monotonic()
+    got = asyncio.run(run(redis_cluster, {4: move_now, 7: leave_migrating}))
+    assert time.monotonic() - started < 60
+    assert CountingStore.resent >= 2  # both addresses were skipped once, then re-sent
+    assert sorted(got) == sorted(expected)
+    assert len(got) == len(set(got))  # no suppression twice
+    assert owner(slot_moved)[0] == first.dst and owner(slot_migrating)[0] == second.dst
+
+    cluster_nodes = [node(port) for port, _ in primaries().values()]
+    for address in (moved, migrating):
+        single = state_of([redis_client], namespace, address)
+        assert single
+        assert state_of(cluster_nodes, namespace, address) == single
