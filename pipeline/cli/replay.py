@@ -93,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     """Replay; return 0, or 1 when Redis cannot be reached."""
     import asyncio
 
+    from pipeline.cli.process import tune_gc
     from pipeline.core.errors import Transient
 
+    tune_gc()
     store = open_store(args)
     try:
         asyncio.run(_replay(store, args))

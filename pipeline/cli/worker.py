@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from pipeline import web
+    from pipeline.cli.process import tune_gc
     from pipeline.config import Settings
     from pipeline.stream import logfilters
     from pipeline.stream.app import create_app
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = create_app(settings)
     web.attach(runtime, settings)
     filters = logfilters.attach(runtime.app)
+    tune_gc()
 
     class Worker(faust.Worker):
         """faust's worker, with our log filters on the handlers it sets up."""

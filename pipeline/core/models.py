@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from pipeline.core.errors import InvalidInput, Reason
 
 # A tenant names Redis keys (`NS:{addr}:t:<tenant>`) and metric labels: no ":" that could
@@ -101,9 +103,16 @@ class Classification:
     """Id of the rule that decided (for explanations and the classifier's tests)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One normalized delivery attempt (schemas/delivery.attempt.v1.json)."""
+class Attempt(msgspec.Struct, frozen=True, gc=False):
+    """One normalized delivery attempt (schemas/delivery.attempt.v1.json).
+
+    A frozen msgspec Struct, not a dataclass like the other models: attempts are the one
+    model built per event at volume, and a frozen dataclass's `__init__` (one
+    `object.__setattr__` per field) cost ~2 µs of the worker's ~60 µs per attempt; a Struct is
+    built in C (~0.3 µs), and is as immutable, comparable and hashable. `gc=False`: its fields
+    (text, numbers, a datetime, enums) can hold no reference cycle, so the garbage collector
+    need not track the thousands of attempts a unit holds (it scanned them on every
+    collection)."""
 
     event_id: str
     """Producer-assigned unique id; the dedupe key for exactly-once counting."""

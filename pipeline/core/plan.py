@@ -121,6 +121,8 @@ def engaged_ttl(book: PolicyBook) -> int:
 
 def unique(events: Sequence[Event]) -> list[Event]:
     """Drop in-batch duplicates: an event is (recipient, event_id); the first copy wins."""
+    if len({(e.recipient, e.event_id) for e in events}) == len(events):
+        return list(events)  # the common case: one C-level pass, no per-event branches
     seen: set[tuple[str, str]] = set()
     out = []
     for event in events:
@@ -139,18 +141,29 @@ def _verdict(event: Event) -> Classification | None:
     return None
 
 
-def _event_args(event: Event, verdict: Classification | None, prof: dict[str, Any]) -> list[Arg]:
-    """The event's fields in the apply function's order (see lua/apply.lua)."""
-    head: list[Arg] = [event.tenant, event.list_id or NO_LIST, to_ms(event.ts)]
-    kind = prof["k"]
-    if kind == "b":
-        assert verdict is not None and not isinstance(event, Engagement)
-        return [*head, send_key(event), event.event_id, digest(event.event_id),
-                log_entry(event, verdict)]  # fmt: skip
-    if kind == "d" and prof["ok"]:
-        assert isinstance(event, Attempt)
-        return [*head, delivered_entry(event)]
-    return head
+class _Group:
+    """One address's events of a batch, in stream order, and their apply arguments."""
+
+    __slots__ = ("args", "events")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.args: list[Arg] = []
+
+    def add(self, event: Event, verdict: Classification | None, index: int, prof: Any) -> None:
+        """Append `event` with its profile `index` and fields, in the apply function's order
+        (see lua/apply.lua)."""
+        self.events.append(event)
+        args = self.args
+        args += (index, event.tenant, event.list_id or NO_LIST, to_ms(event.ts))
+        kind = prof["k"]
+        if kind == "b":
+            assert verdict is not None and not isinstance(event, Engagement)
+            event_id = event.event_id
+            args += (send_key(event), event_id, digest(event_id), log_entry(event, verdict))
+        elif kind == "d" and prof["ok"]:
+            assert isinstance(event, Attempt)
+            args.append(delivered_entry(event))
 
 
 def plan_batch(
@@ -175,7 +188,7 @@ def plan_batch(
     # Keyed by the policy's id, not the policy: hashing a frozen Policy hashes all its rules.
     profiles: dict[tuple[int, Any, Any], int] = {}
     table: list[dict[str, Any]] = []
-    groups: dict[str, list[tuple[Event, list[Arg]]]] = {}
+    groups: dict[str, _Group] = {}
     policies: dict[str, Policy] = {}
     for event, verdict in zip(kept, verdicts, strict=True):
         policy = policies.get(event.tenant)
@@ -188,10 +201,10 @@ def plan_batch(
             kind = verdict.bounce_class if verdict else ENGAGEMENT
             table.append(profile(policy, kind, verdict.category if verdict else None))
             index = profiles[key] = len(table)
-        prof = table[index - 1]
-        groups.setdefault(event.recipient, []).append(
-            (event, [index, *_event_args(event, verdict, prof)])
-        )
+        group = groups.get(event.recipient)
+        if group is None:
+            group = groups[event.recipient] = _Group()
+        group.add(event, verdict, index, table[index - 1])
     header = orjson.dumps(
         {
             "ns": ns,
@@ -207,7 +220,7 @@ def plan_batch(
     if router is None:
         _cut_calls(plan, header, groups, limits.call_events, None)
     else:
-        by_node: dict[str | None, dict[str, list[tuple[Event, list[Arg]]]]] = {}
+        by_node: dict[str | None, dict[str, _Group]] = {}
         for address, items in groups.items():
             by_node.setdefault(router(address), {})[address] = items
         for node, node_groups in by_node.items():
@@ -220,7 +233,7 @@ def plan_batch(
 def _cut_calls(
     plan: BatchPlan,
     header: bytes,
-    groups: dict[str, list[tuple[Event, list[Arg]]]],
+    groups: dict[str, _Group],
     call_events: int,
     node: str | None,
 ) -> None:
@@ -233,14 +246,13 @@ def _cut_calls(
             plan.calls.append(Call("apply", [header, n_groups, *args], node))
             plan.numbered.append(list(numbered))
 
-    for address, items in groups.items():
-        if numbered and len(numbered) + len(items) > call_events:
+    for address, group in groups.items():
+        if numbered and len(numbered) + len(group.events) > call_events:
             close()
             args, numbered, n_groups = [], [], 0
-        args += [address, len(items)]
-        for event, event_args in items:
-            args += event_args
-            numbered.append(event)
+        args += (address, len(group.events))
+        args += group.args
+        numbered += group.events
         n_groups += 1
     close()
 

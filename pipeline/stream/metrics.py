@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -192,19 +193,21 @@ def count_planned(events: Sequence[Event], verdicts: Sequence[Classification | N
     """Count a planned batch's attempts by outcome, class and category, and its attempts and
     feedback per (capped) tenant (the complaint-rate panels' numerator and denominator).
     Tallied first, so each label set is incremented once per batch, not once per event."""
-    attempts: Tally[tuple[str, str, str]] = Tally()
-    tenants: Tally[tuple[str, str, str]] = Tally()
+    # Keyed by the enum members (str subclasses: hashed as their text) and read as `.value`
+    # only per label set: `.value` is a Python-level property, three per event added up.
+    attempts: Tally[tuple[Any, Any, Any]] = Tally()
+    tenants: Tally[tuple[str, Any, Any]] = Tally()
     for event, verdict in zip(events, verdicts, strict=True):
         if verdict is None:
             continue
-        klass, category = verdict.bounce_class.value, verdict.category.value
-        if isinstance(event, Attempt):
-            attempts[(event.outcome.value, klass, category)] += 1
+        klass, category = verdict.bounce_class, verdict.category
+        if type(event) is Attempt:
+            attempts[(event.outcome, klass, category)] += 1
         tenants[(event.tenant, klass, category)] += 1
-    for labels, n in attempts.items():
-        ATTEMPTS.labels(*labels).inc(n)
+    for (outcome, klass, category), n in attempts.items():
+        ATTEMPTS.labels(outcome.value, klass.value, category.value).inc(n)
     for (tenant, klass, category), n in tenants.items():
-        TENANT_EVENTS.labels(TENANTS.label(tenant), klass, category).inc(n)
+        TENANT_EVENTS.labels(TENANTS.label(tenant), klass.value, category.value).inc(n)
 
 
 def count_suppression(event: Suppression) -> None:
@@ -225,8 +228,22 @@ def count_sender_alert(alert: SenderAlert) -> None:
 def observe_decision_lag(events: Sequence[Event], now: datetime | None = None) -> None:
     """Observe now - ts for each event of a decided batch (`now` defaults to the clock)."""
     now = now or datetime.now(UTC)
-    for event in events:
-        DECISION_LAG.observe((now - event.ts).total_seconds())
+    observe_many(DECISION_LAG, [(now - event.ts).total_seconds() for event in events])
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(v)` for each of `values`, with one increment per bucket touched.
+
+    Reaches into prometheus_client's Histogram (`_upper_bounds`, `_buckets`, `_sum`, stable
+    since 0.4; the version is pinned): observe() per value cost ~1.5 µs per attempt at
+    volume, a bucket count per batch almost nothing. Exposition is unchanged (tested)."""
+    if not values:
+        return
+    bounds: list[float] = getattr(histogram, "_upper_bounds")  # noqa: B009
+    buckets: list[Any] = getattr(histogram, "_buckets")  # noqa: B009
+    for index, n in Tally(bisect_left(bounds, v) for v in values).items():
+        buckets[index].inc(n)
+    getattr(histogram, "_sum").inc(sum(values))  # noqa: B009
 
 
 async def timed(histogram: Histogram, step: Awaitable[T]) -> T:

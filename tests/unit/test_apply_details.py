@@ -136,11 +136,12 @@ def test_a_message_without_timestamp_is_received_now() -> None:
 
 def test_emitting_logs_each_suppression_and_alert(caplog: pytest.LogCaptureFixture) -> None:
     store = FakeStore(Journal(), trips={"e1"}, alerting={"e1"})
-    caplog.set_level(logging.INFO, logger="pipeline.stream.apply")
+    caplog.set_level(logging.DEBUG, logger="pipeline.stream.apply")
     Rig(store).process(records([attempt_message("e1")]))
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == apply.log.name]
     assert lines == [
-        ("INFO", "suppressed rule=immediate_hard reason=user_unknown tenant=default id=s-e1"),
+        ("INFO", "emitted 1 suppression events: suppressed/immediate_hard/user_unknown=1"),
+        ("DEBUG", "suppressed rule=immediate_hard reason=user_unknown tenant=default id=s-e1"),
         ("WARNING", "sender alert rule=complaint_rate tenant=default rate=0.0300"),
     ]
 

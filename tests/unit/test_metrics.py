@@ -186,3 +186,24 @@ def test_count_planned_feedback_feeds_the_complaint_rate_numerator() -> None:
     )
     metrics.count_planned([complaint], [complaint.classification()])
     assert value("bounceguard_tenant_events_total", **labels) == before + 1
+
+
+def test_observe_many_exposes_what_observe_per_value_does() -> None:
+    """Catches: an off-by-one bucket (a value equal to a bound belongs to that bound's
+    bucket), a lost sum, or a count that is not per value."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    values = [-3.0, 0.0, 0.25, 0.2500001, 1.0, 59.9, 60.0, 1e9, 0.25, 7.0]
+    expositions = []
+    for bulk in (False, True):
+        registry = CollectorRegistry()
+        hist = Histogram("h", "h", buckets=(0.25, 0.5, 1, 60), registry=registry)
+        if bulk:
+            metrics.observe_many(hist, values)
+        else:
+            for v in values:
+                hist.observe(v)
+        text = generate_latest(registry).decode()
+        expositions.append("\n".join(x for x in text.splitlines() if "_created" not in x))
+    assert expositions[0] == expositions[1]
+    assert 'h_bucket{le="0.25"} 4.0' in expositions[1]

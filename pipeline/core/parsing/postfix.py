@@ -19,6 +19,8 @@ import re
 from collections import OrderedDict
 from typing import ClassVar
 
+import msgspec
+
 from pipeline.core.decode import normalize_address
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.models import Attempt, Outcome
@@ -153,7 +155,7 @@ class PostfixParser(LogParser):
         reason (Postfix returns the message with that reason too)."""
         pending = self._deferred.pop(qid, {})
         return [
-            dataclasses.replace(
+            msgspec.structs.replace(
                 last,
                 event_id=event_id(self.fmt, line.host, line.program, qid, rcpt, line.ts, "expired"),
                 ts=line.ts,
