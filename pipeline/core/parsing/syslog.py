@@ -64,6 +64,13 @@ class SyslogLine:
     """Everything after `program[pid]: `."""
 
 
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+_OFFSET = re.compile(r"([+-]\d\d)(\d\d)$")
+_LAST: list[tuple[str, int | None, Clock, SyslogLine | None]] = [("", None, utc_now, None)]
+"""The last line parsed and its result: format detection parses a line, then the format's
+parser parses the same text again (one entry is enough for that, and costs no memory)."""
+
+
 def parse_syslog(text: str, year: int | None, clock: Clock = utc_now) -> SyslogLine | None:
     """Split a syslog line into time, host, program and message.
 
@@ -73,6 +80,15 @@ def parse_syslog(text: str, year: int | None, clock: Clock = utc_now) -> SyslogL
     InvalidInput(BAD_TIMESTAMP) when the prefix is there but its date is impossible (Feb 30)
     or its month name unknown.
     """
+    last_text, last_year, last_clock, last_line = _LAST[0]
+    if text == last_text and year == last_year and clock is last_clock and text:
+        return last_line
+    line = _parse_syslog(text, year, clock)
+    _LAST[0] = (text, year, clock, line)
+    return line
+
+
+def _parse_syslog(text: str, year: int | None, clock: Clock) -> SyslogLine | None:
     match = _CLASSIC.match(text)
     if match is not None:
         ts = _classic_ts(match, year, clock)
@@ -81,11 +97,12 @@ def parse_syslog(text: str, year: int | None, clock: Clock = utc_now) -> SyslogL
         if match is None:
             return None
         iso = match["iso"]
-        # fromisoformat wants +HH:MM and at most 6 fraction digits (journald writes 6, some
-        # rsyslog templates 9).
-        iso = re.sub(r"(\.\d{6})\d+", r"\1", iso)
-        iso = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", iso)
-        ts = parse_ts(iso)
+        try:
+            ts = parse_ts(iso)  # Python 3.11 reads +HHMM and 9 fraction digits itself
+        except InvalidInput:
+            # The older fromisoformat forms, in case: +HH:MM, at most 6 fraction digits
+            # (journald writes 6, some rsyslog templates 9).
+            ts = parse_ts(_OFFSET.sub(r"\1:\2", _FRACTION.sub(r"\1", iso)))
     return SyslogLine(ts=ts, host=match["host"], program=match["prog"], message=match["msg"])
 
 

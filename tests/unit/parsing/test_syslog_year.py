@@ -116,3 +116,17 @@ def test_the_normalize_agent_keeps_a_streams_parser_across_new_year() -> None:
     (last,) = batch.parse(Event(expired.encode(), key=b"mx1"))
     assert (first.outcome, last.outcome) == (Outcome.DEFERRED, Outcome.EXPIRED)
     assert (first.ts.year, last.ts.year, last.recipient) == (2026, 2027, "a@example.org")
+
+
+def test_the_same_line_parsed_again_under_another_year_or_clock_is_parsed_anew() -> None:
+    """Catches: a memo of the last line (detection then the format's parser parse the same
+    text) keyed on the text alone, which would give the first call's year to the second."""
+    line = "Mar  2 09:00:00 mx1 postfix/smtp[1]: 39D9336AFA81: removed"
+    assert syslog.parse_syslog(line, 2024) is not None
+    again = syslog.parse_syslog(line, 2025)
+    assert again is not None and again.ts == at(2025, 3, 2, 9, 0, 0)
+    later = syslog.parse_syslog(line, None, lambda: at(2030, 6, 1))
+    assert later is not None and later.ts == at(2030, 3, 2, 9, 0, 0)
+    sooner = syslog.parse_syslog(line, None, lambda: at(2031, 6, 1))
+    assert sooner is not None and sooner.ts == at(2031, 3, 2, 9, 0, 0)
+    assert syslog.parse_syslog("Mar  2 09:00:00 mx1 postfix/smtp[1]: X: y", 2025) != again
