@@ -166,10 +166,16 @@ class Attempt(msgspec.Struct, frozen=True, gc=False):
 def format_ts(ts: datetime) -> str:
     """Format an aware datetime as RFC 3339 in UTC with a `Z` suffix (milliseconds kept; no
     fraction when they are 0, so a time read back from integer ms formats the same)."""
-    utc = ts.astimezone(UTC)
-    if utc.microsecond >= 1000:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
+    if utc.year < 1000:  # isoformat pads the year to 4 digits, strftime's %Y does not
+        if utc.microsecond >= 1000:
+            return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is C and ~4x cheaper than strftime (this runs for every attempt normalize
+    # produces and every event emitted).
+    ms = utc.microsecond // 1000
+    text = utc.isoformat(timespec="seconds")[:19]
+    return f"{text}.{ms:03d}Z" if ms else text + "Z"
 
 
 class Scope(enum.StrEnum):
