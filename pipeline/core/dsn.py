@@ -13,8 +13,9 @@ Per recipient block, by its Action (§2.3.3):
 - `delivered`, `relayed`, `expanded` -> nothing (not a failure).
 Fields: Final-Recipient (else Original-Recipient) is the recipient; Status the enhanced code;
 Diagnostic-Code the reply (its basic code read from the text; without one, the comment of the
-Status field); Remote-MTA the host; the time
-is Last-Attempt-Date, else the per-message Arrival-Date, else the report's Date.
+Status field); Remote-MTA the host. The time is Last-Attempt-Date, else the report's own Date
+(written when the MTA gave up, so the bounce's time; Postfix writes no Last-Attempt-Date),
+else the per-message Arrival-Date (when the message reached the reporting MTA: earlier).
 
 Joining to the send: the returned message's `join_header` (default X-Bounceguard-Event-Id, a
 header the sender sets to its own id of the send), else its Message-ID, becomes the attempt's
@@ -99,6 +100,8 @@ def parse_dsn(
         raise InvalidInput(Reason.BAD_DSN, f"unreadable report: {type(exc).__name__}") from exc
     if len(blocks) < 2:
         raise InvalidInput(Reason.BAD_DSN, "delivery-status part has no recipient block")
+    if not any(_outcome(b) for b in blocks[1:]):
+        return []  # all delivered, relayed or expanded: nothing to attribute
     context = _context(raw, msg, report, blocks[0], join_header=join_header, tenant=tenant)
     return _attempts(blocks[1:], context, date(msg.get("Date")))
 
@@ -159,8 +162,7 @@ def _context(
 def _attempts(blocks: list[Message], context: _Context, sent: datetime | None) -> list[Attempt]:
     out, unreadable = [], 0
     for block in blocks:
-        action = (_typed(block.get("Action")) or "").split()[:1]
-        outcome = _OUTCOMES.get(action[0].lower()) if action else None
+        outcome = _outcome(block)
         if outcome is None:
             continue
         recipient = _recipient(block)
@@ -171,6 +173,12 @@ def _attempts(blocks: list[Message], context: _Context, sent: datetime | None) -
     if unreadable and not out:
         raise InvalidInput(Reason.BAD_ADDRESS, "no failed or delayed recipient is readable")
     return out
+
+
+def _outcome(block: Message) -> Outcome | None:
+    """The outcome a recipient block's Action stands for; None for the non-failures."""
+    action = (text(block.get("Action")) or "").split()[:1]
+    return _OUTCOMES.get(action[0].lower()) if action else None
 
 
 def _attempt(
@@ -186,9 +194,9 @@ def _attempt(
     enhanced = status[1] if status else said
     if outcome is Outcome.BOUNCED and enhanced and enhanced.startswith("4"):
         outcome = Outcome.EXPIRED
-    ts = date(block.get("Last-Attempt-Date")) or context.arrival or sent
+    ts = date(block.get("Last-Attempt-Date")) or sent or context.arrival
     if ts is None:
-        raise InvalidInput(Reason.BAD_TIMESTAMP, "no Last-Attempt-Date, Arrival-Date or Date")
+        raise InvalidInput(Reason.BAD_TIMESTAMP, "no Last-Attempt-Date, Date or Arrival-Date")
     key = f"{context.dsn_id}\x1f{recipient}".encode()
     return Attempt(
         event_id="dsn:" + hashlib.sha256(key).hexdigest()[:32],

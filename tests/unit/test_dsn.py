@@ -29,7 +29,7 @@ def test_postfix_bounce_joins_its_send_by_our_header(crlf: bool) -> None:
     [attempt] = parse_dsn(sample("postfix-5.1.1.eml", crlf))  # the delivered one: nothing
     assert attempt == Attempt(
         event_id=attempt.event_id,
-        ts=datetime(2026, 3, 2, 8, 59, 58, tzinfo=UTC),  # Arrival-Date (no Last-Attempt-Date)
+        ts=datetime(2026, 3, 2, 9, 0, 5, tzinfo=UTC),  # no Last-Attempt-Date: the report's Date
         recipient="jane.doe@example.com",
         outcome=Outcome.BOUNCED,
         tenant="acme",
@@ -107,6 +107,15 @@ def test_rfc3464_delayed_dsn_is_a_deferral() -> None:
 
 def test_relayed_and_expanded_recipients_are_no_attempts() -> None:
     assert parse_dsn(sample("relayed-only.eml")) == []
+    # nothing failed: nothing to attribute, so no returned message is needed either
+    cut = sample("relayed-only.eml").replace(b"Message-ID: <sent-1@acme.example>", b"")
+    assert parse_dsn(cut) == []
+
+
+def test_without_a_date_the_arrival_date_stands_in() -> None:
+    raw = sample("postfix-5.1.1.eml").replace(b"\nDate: Mon,  2 Mar 2026 10:00:05", b"\nX-D: x")
+    [attempt] = parse_dsn(raw)
+    assert attempt.ts == datetime(2026, 3, 2, 8, 59, 58, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
