@@ -91,13 +91,17 @@ def parse_dsn(
     if len(raw) > MAX_DSN_BYTES:
         raise InvalidInput(Reason.TOO_LARGE, f"report is {len(raw)} bytes (max {MAX_DSN_BYTES})")
     try:
-        msg = parse_mail(raw)
-        report = _find_report(msg)
-        blocks = _blocks(next(p for p in parts(report) if p.get_content_type() == _STATUS))
+        return _parse(raw, join_header, tenant)
     except InvalidInput:
         raise
     except Exception as exc:  # the email package is lenient, but not on everything
         raise InvalidInput(Reason.BAD_DSN, f"unreadable report: {type(exc).__name__}") from exc
+
+
+def _parse(raw: bytes, join_header: str, tenant: str) -> list[Attempt]:
+    msg = parse_mail(raw)
+    report = _find_report(msg)
+    blocks = _blocks(next(p for p in parts(report) if p.get_content_type() == _STATUS))
     if len(blocks) < 2:
         raise InvalidInput(Reason.BAD_DSN, "delivery-status part has no recipient block")
     if not any(_outcome(b) for b in blocks[1:]):

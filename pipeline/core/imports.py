@@ -137,12 +137,23 @@ def read_rows(lines: Iterable[str], fmt: ImportFormat) -> Iterator[Row]:
     not UTF-8 should be decoded with errors="surrogateescape": such a row is BAD_ENCODING.
     """
     reader = csv.reader(lines)
-    header, first = _header(reader, fmt)
+    try:
+        header, first = _header(reader, fmt)
+    except csv.Error as exc:
+        raise InvalidInput(Reason.MISSING_HEADER, f"the header is not CSV: {exc}") from exc
     rows = _Rows(fmt, _columns(header, fmt), _threshold(fmt))
     if first is not None:
         yield rows.read(reader.line_num, first)
     line = reader.line_num
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over the csv module's limit; it reads on
+            yield BadRow(line + 1, Reason.UNKNOWN_FORMAT, f"not CSV: {exc}")
+            line = reader.line_num
+            continue
         # line_num is the line a row ENDS on: a row starts after the previous one ended.
         start, line = line + 1, reader.line_num
         if any(c.strip() for c in cells):

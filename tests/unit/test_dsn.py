@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.cli import main
 from pipeline.core.classify import classify_attempt
@@ -240,3 +242,16 @@ def test_a_quoted_printable_delivery_status_part_is_read_too() -> None:
     part = f"{head}\n\n{folded}"
     [attempt] = parse_dsn(report(part))
     assert attempt.diagnostic == "550 5.1.1 user unknown="
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=20))
+def test_a_damaged_report_raises_invalid_input_only(flips: list[tuple[int, int]]) -> None:
+    raw = bytearray(sample("postfix-5.1.1.eml"))
+    for at, value in flips:
+        raw[at % len(raw)] = value
+    try:
+        found = parse_dsn(bytes(raw))
+    except InvalidInput:
+        return
+    assert all(isinstance(a, Attempt) for a in found)

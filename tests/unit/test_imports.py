@@ -263,3 +263,11 @@ def test_the_log_entry_reads_back_as_the_evidence() -> None:
         "class": "hard",
         "diagnostic": s.evidence[0]["diagnostic"],
     }
+
+
+def test_a_row_the_csv_module_refuses_is_one_bad_row() -> None:
+    huge = "x" * (200 * 1024)
+    body = f'email,reason\na@example.com,"{huge}"\nb@example.com,\n'
+    found = text(body, "plain")
+    assert bad(found) == [(2, Reason.UNKNOWN_FORMAT)]
+    assert good(found) == [(3, "b@example.com", "undetermined")]
