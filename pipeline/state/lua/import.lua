@@ -13,8 +13,9 @@ Per item, in order:
   "p"  the same import waits unconfirmed in the home document (p[digest]): it was recorded but
        its event may not have reached Kafka; the caller emits it again (same id)
   "a"  the scope is suppressed already (a rule, or this import earlier and confirmed): skip
-  "r"  the scope was reactivated at or after the row's time (floor r): the add-back is newer
-       than the exported record, so re-importing an old export does not undo it
+  "r"  the scope was reactivated, and what it had counted then (floor r: the cleared
+       suppression's time or later) is at or after the row's time: the add-back wins over the
+       same or an older record, so re-importing an old export does not undo it
   "d"  recorded now: s set, the entry logged, p[digest] set until confirm forgets it
 Returns JSON [kind, ...], one per item.
 ]]
