@@ -1,8 +1,9 @@
 """The `bounceguard` command line: a small dispatcher over one module per subcommand.
 
-Each subcommand lives in `pipeline/cli/<name>.py` and exposes two functions:
-`add_arguments(parser)` and `run(args) -> int` (the process exit code). Modules are imported
-only when their command runs, so `bounceguard classify` never pays for faust's import time.
+Each subcommand lives in `pipeline/cli/<name>.py` ("-" in a name is "_" in its module) and
+exposes two functions: `add_arguments(parser)` and `run(args) -> int` (the process exit code).
+Modules are imported only when their command runs, so `bounceguard classify` never pays for
+faust's import time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "report": "export bounced contacts of a tenant",
     "sweep": "run the scheduled count-threshold sweep now",
     "topics": "create the Kafka topics bounceguard uses",
+    "import-suppressions": "import another platform's suppression list (CSV) as suppressions",
 }
 
 
@@ -42,10 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _module(name: str) -> ModuleType | None:
     """Import pipeline.cli.<name>, or None while that command is not built yet."""
+    module = f"pipeline.cli.{name.replace('-', '_')}"
     try:
-        return importlib.import_module(f"pipeline.cli.{name}")
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name == f"pipeline.cli.{name}":
+        if exc.name == module:
             return None
         raise
 
@@ -53,7 +56,7 @@ def _module(name: str) -> ModuleType | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]); return the exit code."""
     args = build_parser().parse_args(argv)
-    module = importlib.import_module(f"pipeline.cli.{args.command}")
+    module = importlib.import_module(f"pipeline.cli.{args.command.replace('-', '_')}")
     code: int = module.run(args)
     return code
 

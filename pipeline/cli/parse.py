@@ -1,10 +1,15 @@
-"""`bounceguard parse`: raw MTA log lines in, normalized attempt JSONL out.
+"""`bounceguard parse`: raw MTA log lines (or bounce mails) in, normalized attempt JSONL out.
 
 Reads FILE (or stdin for `-`) as bytes, line by line, through one parser for the whole input
 (`pipeline.core.parsing.make_parser`), and writes one JSON attempt per line to stdout. Bad
 lines go to stderr as `line N: reason: detail` and parsing goes on; a summary
 (`lines=.. attempts=.. skipped=.. bad=..`) ends stderr. Exit code 0 when the input was read
 (bad lines included), 2 when FILE cannot be opened.
+
+`--format dsn` reads delivery status notifications (RFC 3464, `pipeline.core.dsn`) instead:
+FILE is one .eml, an mbox, a Maildir or a directory of mails (`pipeline.cli.mailboxes`). A
+mail that is no DSN, or names no send, goes to stderr as `<label>: reason: detail`; the
+summary reads `mails=.. attempts=.. skipped=.. bad=..` (skipped: every recipient delivered).
 """
 
 from __future__ import annotations
@@ -24,9 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register `--format`, `--tenant`, `--year` and the FILE argument."""
     parser.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=(*FORMATS, "dsn"),
         default="auto",
-        help="log format (default: auto, detected per line)",
+        help="log format (default: auto, detected per line); dsn: bounce mails (RFC 3464)",
+    )
+    parser.add_argument(
+        "--join-header",
+        default=None,
+        help="dsn: header of the returned message naming its send "
+        "(default: X-Bounceguard-Event-Id; else its Message-ID)",
     )
     parser.add_argument(
         "--tenant", default="default", help="tenant for lines that name none (default: default)"
@@ -43,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Parse the input named by `args`; return the process exit code."""
+    if args.format == "dsn":
+        return parse_mails(args, sys.stdout.buffer, sys.stderr)
     parser = make_parser(args.format, tenant=args.tenant, year=args.year)
     if args.file == "-":
         return parse_stream(parser, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
@@ -73,4 +86,33 @@ def parse_stream(parser: LogParser, source: Iterable[bytes], out: BinaryIO, err:
         attempts += len(parsed)
     out.flush()
     print(f"lines={lines} attempts={attempts} skipped={skipped} bad={bad}", file=err)
+    return 0
+
+
+def parse_mails(args: argparse.Namespace, out: BinaryIO, err: TextIO) -> int:
+    """Parse every mail at `args.file` as a DSN; write attempts to `out`, problems and the
+    summary to `err`; return 0, or 2 when the file or directory cannot be read."""
+    from pipeline.cli.mailboxes import read_mails
+    from pipeline.core.dsn import DEFAULT_JOIN_HEADER, parse_dsn
+
+    join = args.join_header or DEFAULT_JOIN_HEADER
+    mails = attempts = skipped = bad = 0
+    try:
+        for label, raw in read_mails("/dev/stdin" if args.file == "-" else args.file):
+            mails += 1
+            try:
+                found = parse_dsn(raw, join_header=join, tenant=args.tenant)
+            except InvalidInput as exc:
+                bad += 1
+                print(f"{label}: {exc.reason.value}: {exc.detail}", file=err)
+                continue
+            skipped += not found
+            attempts += len(found)
+            for attempt in found:
+                out.write(orjson.dumps(attempt.to_json()) + b"\n")
+    except OSError as exc:
+        print(f"bounceguard parse: cannot read {args.file}: {exc.strerror}", file=err)
+        return 2
+    out.flush()
+    print(f"mails={mails} attempts={attempts} skipped={skipped} bad={bad}", file=err)
     return 0

@@ -21,14 +21,19 @@ import email
 import email.parser
 import email.policy
 import email.utils
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import Message
 
 from pipeline.core.decode import normalize_address
 from pipeline.core.errors import InvalidInput, Reason
+from pipeline.core.mailparts import date as _date
+from pipeline.core.mailparts import header_block as _header_block
+from pipeline.core.mailparts import list_id as _list_id
+from pipeline.core.mailparts import parse_mail
+from pipeline.core.mailparts import parts as _parts
+from pipeline.core.mailparts import text as _text
 
 MAX_ARF_BYTES = 4 * 1024 * 1024
 """Largest report parsed; complaints enclose one message, rarely over a few hundred KiB."""
@@ -79,7 +84,7 @@ def parse_arf(raw: bytes) -> ArfReport:
     if len(raw) > MAX_ARF_BYTES:
         raise InvalidInput(Reason.TOO_LARGE, f"report is {len(raw)} bytes (max {MAX_ARF_BYTES})")
     try:
-        msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+        msg = parse_mail(raw)
         report = _find_report(msg)
         fields = _feedback_fields(report)
         original = _original(report)
@@ -124,11 +129,6 @@ def _find_report(msg: Message) -> Message:
     raise InvalidInput(Reason.BAD_ARF, "multipart/report without a message/feedback-report")
 
 
-def _parts(msg: Message) -> list[Message]:
-    payload = msg.get_payload()
-    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
-
-
 def _feedback_fields(report: Message) -> Message:
     """The `Name: value` fields of the message/feedback-report part, as a header block."""
     part = next(p for p in _parts(report) if p.get_content_type() == _FEEDBACK)
@@ -141,17 +141,6 @@ def _original(report: Message) -> Message | None:
         if part.get_content_type() in _ORIGINAL:
             return _header_block(part)
     return None
-
-
-def _header_block(part: Message) -> Message:
-    """The header block a message/* or text/* part carries. The email package parses
-    message/* bodies into a sub-message; a text body (or an encoded one) is parsed here."""
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        return payload[0]
-    body = part.get_payload(decode=True)
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(payload or "")
-    return email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text.lstrip())
 
 
 def _recipient(fields: Message, original: Message) -> str | None:
@@ -174,31 +163,3 @@ def _first_address(values: Sequence[str | None]) -> str | None:
         except InvalidInput:
             continue
     return None
-
-
-def _date(value: str | None) -> datetime | None:
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _list_id(value: str | None) -> str | None:
-    """`List-Id: Newsletter <news.example.com>` -> "news.example.com" (RFC 2919)."""
-    text = _text(value)
-    if text is None:
-        return None
-    match = re.search(r"<([^<>]+)>", text)
-    return match[1].strip() if match else text
-
-
-def _text(value: object) -> str | None:
-    """A header value unfolded and trimmed, or None when absent or blank."""
-    if value is None:
-        return None
-    text = " ".join(str(value).split())
-    return text or None

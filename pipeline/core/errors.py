@@ -36,6 +36,11 @@ class Reason(enum.StrEnum):
     """A well-formed log line that carries no delivery result (skipped, not dead-lettered)."""
     BAD_ARF = "bad_arf"
     """Not an ARF feedback report (RFC 5965 multipart/report with a message/feedback-report)."""
+    BAD_DSN = "bad_dsn"
+    """Not a delivery status notification (RFC 3464 multipart/report with a
+    message/delivery-status part holding at least one recipient)."""
+    UNATTRIBUTED = "unattributed"
+    """A DSN whose returned message names no send (neither the join header nor a Message-ID)."""
 
 
 class InvalidInput(ValueError):

@@ -22,3 +22,12 @@ def suppression_event_id(
     """
     parts = (action, address, tenant, scope, list_id or "", rule, trigger)
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def import_trigger(*, tenant: str, scope: str, list_id: str | None, address: str) -> str:
+    """Return the trigger id of an imported suppression: "import:" and 24 hex digits of
+    (tenant, scope, list, address), so the same address imported again into the same scope
+    is the same trigger (and the same event id), whatever file or row it came from. The
+    address is hashed, not spelled out, since the id ends up in logs and the history."""
+    parts = (tenant, scope, list_id or "", address)
+    return "import:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-FILES = ("prelude", "rules", "apply", "confirm", "rates", "sweep", "reactivate")
+FILES = ("prelude", "rules", "apply", "confirm", "rates", "sweep", "reactivate", "import")
 """Concatenated in this order: later files use the helpers of earlier ones."""
 
 
@@ -32,5 +32,5 @@ VERSION, SOURCE = _build()
 
 
 def name(function: str) -> str:
-    """The versioned name of `function` (apply, confirm, rates, sweep, reactivate)."""
+    """The versioned name of `function` (apply, confirm, rates, sweep, reactivate, import)."""
     return f"{VERSION}_{function}"
