@@ -214,7 +214,9 @@ async def status(
     home = keys.state(ns, address, tenant)
     with redis_errors():
         pipe = store.client.pipeline(transaction=False)
-        pipe.mget([home, *scope_keys])
+        # MGET by name: redis-py's cluster pipeline refuses its mget() method, though one
+        # address's keys share one slot (keys.py) and so one node
+        pipe.execute_command("MGET", home, *scope_keys)
         pipe.lrange(keys.delivered_log(ns, address), 0, -1)
         [home_raw, *raws], delivered = await pipe.execute()
     scopes = {

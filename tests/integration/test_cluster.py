@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -25,11 +26,14 @@ import pytest
 import redis
 
 from bench.worker_data import generate
+from pipeline import web
 from pipeline.cli import main
-from pipeline.core.decode import attempt_from_mapping
+from pipeline.config import Settings
+from pipeline.core.decode import attempt_from_mapping, parse_ts
 from pipeline.core.events import Event
 from pipeline.core.plan import BatchPlan, Outcome
 from pipeline.core.policies import load_preset
+from pipeline.state import queries
 from pipeline.state.store import Store
 from tests.integration.conftest import _server
 
@@ -224,3 +228,171 @@ def test_a_slot_moved_mid_stream_applies_its_events_once_in_order(
         single = state_of([redis_client], namespace, address)
         assert single
         assert state_of(cluster_nodes, namespace, address) == single
+
+
+# --- sweep, report, status and history on every primary -------------------------------------
+
+SWEEP_AT = "2026-06-01T00:00:00Z"
+Run = dict[str, Any]
+
+
+def event_line(i: int, address: str, tenant: str, list_id: str, day: int, **fields: Any) -> bytes:
+    base = {"event_id": f"e{i}", "ts": f"2026-03-{day:02d}T09:00:00Z", "recipient": address}
+    return orjson.dumps({**base, "tenant": tenant, "list_id": list_id, **fields})
+
+
+def contact_lines(n: int, address: str, tenant: str) -> list[bytes]:
+    """Contact n's events, one of three kinds: a hard bounce (suppressed at once, joins the
+    history), two timeouts on two campaigns (listrak's cleanup sweeps a transient failure at
+    any count), or one mailbox-full deferral (reported; the cleanup needs 8)."""
+    list_id = ("cart", "news")[n % 2]
+    if n % 3 == 0:
+        hard = {"outcome": "bounced", "smtp_code": 550, "enhanced_code": "5.1.1"}
+        return [event_line(n * 10, address, tenant, list_id, 2, **hard,
+                           diagnostic="550 5.1.1 user unknown")]  # fmt: skip
+    if n % 3 == 1:
+        slow = {"outcome": "deferred", "smtp_code": 451, "enhanced_code": "4.4.1"}
+        return [event_line(n * 10 + d, address, tenant, list_id, 1 + d, **slow,
+                           diagnostic="connection timed out", campaign_id=f"c{d}")
+                for d in range(2)]  # fmt: skip
+    full = {"outcome": "deferred", "smtp_code": 452, "enhanced_code": "4.2.2"}
+    return [event_line(n * 10, address, tenant, list_id, 3, **full,
+                       diagnostic="mailbox full")]  # fmt: skip
+
+
+def spread_tenants(per_primary: int) -> list[str]:
+    """Tenant names whose keys ({tenant:<t>}: history, alerts) land `per_primary` on each
+    primary: a history read of one node only would miss the others."""
+    chosen: dict[int, list[str]] = {}
+    for n in range(1000):
+        tenant = f"t{n}"
+        port = owner(slot_of(f"x:{{tenant:{tenant}}}"))[1]
+        if len(chosen.setdefault(port, [])) < per_primary:
+            chosen[port].append(tenant)
+    assert len(chosen) == 3 and all(len(t) == per_primary for t in chosen.values())
+    return sorted(t for ts in chosen.values() for t in ts)
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> tuple[Path, list[tuple[str, str]], list[str]]:
+    """An input file of 120 contacts over 6 tenants (two per primary); returns the file, the
+    (address, tenant) of each contact and the tenants."""
+    tenants = spread_tenants(2)
+    who = [(f"user{n}.{uuid.uuid4().hex[:6]}@example.com", tenants[n // 3 % 6]) for n in range(120)]
+    lines = [
+        x for n, (address, tenant) in enumerate(who) for x in contact_lines(n, address, tenant)
+    ]
+    file = tmp_path / "contacts.jsonl"
+    file.write_bytes(b"\n".join(lines) + b"\n")
+    return file, who, tenants
+
+
+def cli_out(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return [x for x in out.splitlines() if x]
+
+
+def web_reads(url: str, namespace: str, who: list[tuple[str, str]], tenants: list[str]) -> Run:
+    """The web API's status of every contact, and every tenant's history read page by page
+    (7 a page, so the cursor is used), through the pages' own functions."""
+    settings = Settings.from_env({})
+    query = _Query
+
+    async def read() -> Run:
+        store = Store.from_url(url, load_preset("listrak"), namespace=namespace)
+        runtime: Any = SimpleNamespace(store=store)
+        try:
+            views = {}
+            for n, (address, tenant) in enumerate(who):
+                ask = query({"tenant": tenant, "list": ("cart", "news")[n % 2]})
+                views[address] = await web.status(runtime, settings, ask, address)
+            pages: dict[str, list[Any]] = {}
+            for tenant in tenants:
+                cursor: dict[str, str] = {}
+                while True:
+                    ask = query({"tenant": tenant, "limit": "7", **cursor})
+                    page = await web.suppression_page(runtime, settings, ask)
+                    pages.setdefault(tenant, []).extend(page["items"])
+                    if page["next"] is None:
+                        break
+                    cursor = page["next"]
+            return {"status": views, "history": pages}
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+class _Query:
+    """What the web pages read of an aiohttp request: its query and headers."""
+
+    def __init__(self, query: dict[str, str]) -> None:
+        self.query = query
+        self.headers: dict[str, str] = {}
+
+
+def sweep_and_mark(url: str, namespace: str) -> list[str]:
+    """The sweep as the worker runs it (queries.sweep, then mark_emitted): its events as JSON."""
+
+    async def run() -> list[str]:
+        store = Store.from_url(url, load_preset("listrak"), namespace=namespace)
+        try:
+            found = await queries.sweep(store, parse_ts(SWEEP_AT))
+            await store.mark_emitted(found)
+            return [orjson.dumps(s.to_json()).decode() for s in found]
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def everything(capsys: pytest.CaptureFixture[str], url: str, namespace: str, contacts: Any) -> Run:
+    """Replay the contacts into `url`, then read back all that covers many addresses: the
+    report of each tenant (before and after the sweep), the sweep (--print-only, then as the
+    worker runs it), and the web API's status and history."""
+    file, who, tenants = contacts
+    engine = ["--policy", "listrak", "--redis", url, "--namespace", namespace]
+    out: Run = {"replay": cli_out(capsys, "replay", *engine, str(file))}
+    out["report"] = {t: cli_out(capsys, "report", *engine, "--tenant", t) for t in tenants}
+    sweep = ["sweep", *engine, "--at", SWEEP_AT, "--print-only"]
+    out["sweep"] = cli_out(capsys, *sweep)
+    out["swept"] = sweep_and_mark(url, namespace)
+    out["report_after"] = {t: cli_out(capsys, "report", *engine, "--tenant", t) for t in tenants}
+    out["sweep_again"] = cli_out(capsys, *sweep)
+    return {**out, **web_reads(url, namespace, who, tenants)}
+
+
+def test_sweep_report_status_and_history_cover_every_primary(
+    redis_cluster: str,
+    redis_server: str,
+    capsys: pytest.CaptureFixture[str],
+    contacts: tuple[Path, list[tuple[str, str]], list[str]],
+) -> None:
+    _, who, tenants = contacts
+    namespace = f"rd{uuid.uuid4().hex[:8]}"
+    held: dict[int, int] = {}
+    for address, _ in who:
+        port = owner(slot_of(f"{namespace}:{{{address}}}"))[1]
+        held[port] = held.get(port, 0) + 1
+    assert len(held) == 3 and min(held.values()) >= 20  # every primary holds a third or so
+
+    single = everything(capsys, redis_server, namespace, contacts)
+    cluster = everything(capsys, redis_cluster, namespace, contacts)
+
+    # the standalone run covers all: a read of one primary would miss about two thirds
+    assert len(single["replay"]) == 40  # the hard bounces
+    assert sum(len(r) for r in single["report"].values()) == 120
+    assert len(single["sweep"]) == 40 and single["swept"] == single["sweep"]
+    assert single["sweep_again"] == []  # marked emitted: the run decides nothing twice
+    assert all("bounce_cleanup" in x for x in single["sweep"])
+    assert sum(len(h) for h in single["history"].values()) == 80
+    assert all(single["history"][t] for t in tenants)
+    assert all(v["bounce_log"] for v in single["status"].values())
+    # a batch's suppressions print in trip order per primary, the primaries concurrently
+    assert sorted(cluster["replay"]) == sorted(single["replay"])
+    for part in ("report", "sweep", "swept", "report_after", "sweep_again"):
+        assert cluster[part] == single[part], part
+    assert cluster["history"] == single["history"]
+    assert cluster["status"] == single["status"]
