@@ -33,7 +33,7 @@ from pipeline.core.decode import attempt_from_mapping, parse_ts
 from pipeline.core.events import Event
 from pipeline.core.plan import BatchPlan, Outcome
 from pipeline.core.policies import load_preset
-from pipeline.state import queries
+from pipeline.state import fanout, queries
 from pipeline.state.store import Store
 from tests.integration.conftest import _server
 
@@ -88,11 +88,11 @@ class SlotMove:
     (research §8): IMPORTING on the target, MIGRATING on the source, MIGRATE the keys, then
     SETSLOT NODE on the target, the source and the other primaries."""
 
-    def __init__(self, slot: int) -> None:
+    def __init__(self, slot: int, to_port: int | None = None) -> None:
         self.slot = slot
         self.src, self.src_port = owner(slot)
         others = [(i, p) for i, (p, _) in primaries().items() if i != self.src]
-        self.dst, self.dst_port = others[0]
+        self.dst, self.dst_port = next((o for o in others if o[1] == to_port), others[0])
 
     def begin(self) -> None:
         src, dst = node(self.src_port), node(self.dst_port)
@@ -396,3 +396,106 @@ def test_sweep_report_status_and_history_cover_every_primary(
         assert cluster[part] == single[part], part
     assert cluster["history"] == single["history"]
     assert cluster["status"] == single["status"]
+
+
+def move_now(slot: int, to_port: int | None = None) -> None:
+    """Move `slot` to the primary on `to_port` (default: another one) at once."""
+    move = SlotMove(slot, to_port)
+    move.begin()
+    move.finish()
+
+
+def port_of(name: str) -> int:
+    return int(name.rsplit(":", 1)[1])
+
+
+def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
+    redis_cluster: str,
+    redis_server: str,
+    capsys: pytest.CaptureFixture[str],
+    contacts: tuple[Path, list[tuple[str, str]], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two moves no client map knows of: (a) after the scan walked its first primary, a
+    slot of a primary not walked yet moves to it (a one-walk scan misses its keys; the
+    scan walks again for the moved slot); (b) just before a sweep call, a slot of one of
+    its addresses moves away (the node refuses mid-call; the call is cut again and sent
+    again, and what it decided before the refusal comes back as the same decision)."""
+    file, who, tenants = contacts
+    namespace = f"ms{uuid.uuid4().hex[:8]}"
+    sweepers = [a for n, (a, _) in enumerate(who) if n % 3 == 1]  # tripped by the sweep
+    tenant_of = dict(who)
+    engine = ["--policy", "listrak", "--namespace", namespace]
+    for url in (redis_server, redis_cluster):
+        cli_out(capsys, "replay", *engine, "--redis", url, str(file))
+
+    def slot(address: str) -> int:
+        return slot_of(f"{namespace}:{{{address}}}")
+
+    walked: list[str] = []
+    pending: list[str | None] = []  # a tenant (None: any) to move a contact of, once
+    moved: list[str] = []
+    real_scan = fanout._scan_node
+
+    async def scan_node(client: Any, pattern: str, node: Any) -> Any:
+        async for page in real_scan(client, pattern, node):
+            yield page
+        if node is None:  # the standalone run
+            return
+        walked.append(node.name)
+        if len(walked) == 1 and pending:  # a contact of a primary not walked yet moves here
+            tenant, here = pending.pop(), port_of(node.name)
+            address = next(
+                a for a in sweepers if tenant in (None, tenant_of[a]) and owner(slot(a))[1] != here
+            )
+            move_now(slot(address), to_port=here)
+            moved.append(address)
+
+    misroutes: list[Any] = []
+    real_misrouted = fanout.misrouted
+    monkeypatch.setattr(fanout, "_scan_node", scan_node)
+    monkeypatch.setattr(
+        fanout, "misrouted", lambda r: real_misrouted(r) and (misroutes.append(r) or True)
+    )
+
+    async def read(url: str, part: str, tenant: str) -> list[Any]:
+        store = Store.from_url(url, load_preset("listrak"), namespace=namespace)
+        try:
+            await store.ready()
+            if part == "report":
+                return [r.to_json() for r in await queries.report(store, tenant)]
+            return [s.to_json() for s in await queries.sweep(store, parse_ts(SWEEP_AT))]
+        finally:
+            await store.close()
+
+    # (a) during a report
+    expected = asyncio.run(read(redis_server, "report", tenants[0]))
+    pending.append(tenants[0])
+    got = asyncio.run(read(redis_cluster, "report", tenants[0]))
+    [moved_a] = moved
+    assert len(walked) > 6  # 3 primaries x 2 scans (list and tenant keys), then once more
+    assert owner(slot(moved_a))[1] == port_of(walked[0])
+    assert any(r["address"] == moved_a for r in got)
+    assert got == expected
+
+    # (a) and (b) during a sweep
+    real_split = fanout.run_split
+    split_moved: list[str] = []
+
+    async def split_moving(store: Store, function: str, header: Any, entries: Any) -> Any:
+        if not split_moved:  # a contact in the middle of the first call moves away
+            tags = [tag for tag, _ in entries]
+            split_moved.append(next(a for a in tags[len(tags) // 2 :] if a in sweepers))
+            move_now(slot(split_moved[0]))
+        return await real_split(store, function, header, entries)
+
+    expected = asyncio.run(read(redis_server, "sweep", ""))
+    walked.clear()
+    moved.clear()
+    pending.append(None)
+    monkeypatch.setattr(fanout, "run_split", split_moving)
+    misroutes.clear()
+    got = asyncio.run(read(redis_cluster, "sweep", ""))
+    assert moved and split_moved and misroutes and len(walked) > 6
+    assert len(got) == len(expected) == 40
+    assert got == expected
