@@ -31,10 +31,11 @@ from pipeline.state.store import RESEND_ROUNDS, Store, misrouted, raise_error
 
 SCAN_PAGE = 500
 """Keys asked for per SCAN call."""
-SCAN_ROUNDS = 4
-"""Walks of the Cluster before a scan gives up on slots that keep moving (Transient). Each
-walk after the first covers only the slots that moved during the one before, so a
-resharding of a few slots costs a few small walks."""
+SCAN_ROUNDS = 6
+"""Walks of the Cluster before a scan gives up on slots that keep moving (Transient; with
+the backoff, ~1.5 s of waiting in all, as `Store.resend`). Each walk after the first
+covers only the slots that moved during the one before, so a resharding of a few slots
+costs a few small walks."""
 Entry = tuple[str, Sequence[Arg]]
 """One entry of a split call: the hash tag of its keys (an address), and its arguments."""
 

@@ -433,8 +433,11 @@ def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
         return slot_of(f"{namespace}:{{{address}}}")
 
     walked: list[str] = []
-    pending: list[str | None] = []  # a tenant (None: any) to move a contact of, once
+    # a tenant (None: any) to move a contact of, once; True: leave its slot MIGRATING (the
+    # keys moved already) and end the move 0.3 s later
+    pending: list[tuple[str | None, bool]] = []
     moved: list[str] = []
+    timers: list[threading.Timer] = []
     real_scan = fanout._scan_node
 
     async def scan_node(client: Any, pattern: str, node: Any) -> Any:
@@ -444,12 +447,18 @@ def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
             return
         walked.append(node.name)
         if len(walked) == 1 and pending:  # a contact of a primary not walked yet moves here
-            tenant, here = pending.pop(), port_of(node.name)
+            (tenant, later), here = pending.pop(), port_of(node.name)
             address = next(
                 a for a in sweepers if tenant in (None, tenant_of[a]) and owner(slot(a))[1] != here
             )
-            move_now(slot(address), to_port=here)
             moved.append(address)
+            if not later:
+                move_now(slot(address), to_port=here)
+                return
+            move = SlotMove(slot(address), to_port=here)
+            move.begin()
+            timers.append(threading.Timer(0.3, move.finish))
+            timers[-1].start()
 
     misroutes: list[Any] = []
     real_misrouted = fanout.misrouted
@@ -468,15 +477,20 @@ def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
         finally:
             await store.close()
 
-    # (a) during a report
-    expected = asyncio.run(read(redis_server, "report", tenants[0]))
-    pending.append(tenants[0])
-    got = asyncio.run(read(redis_cluster, "report", tenants[0]))
-    [moved_a] = moved
-    assert len(walked) > 6  # 3 primaries x 2 scans (list and tenant keys), then once more
-    assert owner(slot(moved_a))[1] == port_of(walked[0])
-    assert any(r["address"] == moved_a for r in got)
-    assert got == expected
+    # (a) during a report, moved at once, then left MIGRATING for a while
+    for tenant, later in ((tenants[0], False), (tenants[1], True)):
+        expected = asyncio.run(read(redis_server, "report", tenant))
+        walked.clear()
+        moved.clear()
+        pending.append((tenant, later))
+        got = asyncio.run(read(redis_cluster, "report", tenant))
+        for timer in timers:
+            timer.join()
+        [moved_a] = moved
+        assert len(walked) > 6  # 3 primaries x 2 scans (list and tenant keys), then more
+        assert owner(slot(moved_a))[1] == port_of(walked[0])
+        assert any(r["address"] == moved_a for r in got)
+        assert got == expected
 
     # (a) and (b) during a sweep
     real_split = fanout.run_split
@@ -492,7 +506,7 @@ def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
     expected = asyncio.run(read(redis_server, "sweep", ""))
     walked.clear()
     moved.clear()
-    pending.append(None)
+    pending.append((None, False))
     monkeypatch.setattr(fanout, "run_split", split_moving)
     misroutes.clear()
     got = asyncio.run(read(redis_cluster, "sweep", ""))
