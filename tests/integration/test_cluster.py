@@ -7,6 +7,11 @@ test ports of their own; issue 10, first step).
   the move, and a slot left MIGRATING while a batch runs: the address's events are applied
   once and in order (the same suppressions, and byte for byte the same state documents, as
   without any move).
+- `sweep`, `report`, `status` and the suppression history (CLI and web pages) cover every
+  primary: contacts and tenants spread over all three give the same answers as one Redis,
+  also when slots move (at once, or left MIGRATING a while) under the client's map during
+  a report's scan and a sweep's calls; a slot that stays MIGRATING makes a report exit 1
+  (Transient), not crash.
 """
 
 from __future__ import annotations
