@@ -439,6 +439,7 @@ def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
         return slot_of(f"{namespace}:{{{address}}}")
 
     walked: list[str] = []
+    split_moved: list[str] = []  # the contact (b) moved away during the sweep's first call
     # a tenant (None: any) to move a contact of, once; True: leave its slot MIGRATING (the
     # keys moved already) and end the move 0.3 s later
     pending: list[tuple[str | None, bool]] = []
@@ -454,8 +455,13 @@ def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
         walked.append(node.name)
         if len(walked) == 1 and pending:  # a contact of a primary not walked yet moves here
             (tenant, later), here = pending.pop(), port_of(node.name)
+            taken = {slot(a) for a in split_moved}  # moved by (b) already: not that one
             address = next(
-                a for a in sweepers if tenant in (None, tenant_of[a]) and owner(slot(a))[1] != here
+                a
+                for a in sweepers
+                if tenant in (None, tenant_of[a])
+                and owner(slot(a))[1] != here
+                and slot(a) not in taken
             )
             moved.append(address)
             if not later:
@@ -500,12 +506,12 @@ def test_slots_moved_during_a_report_and_a_sweep_change_nothing(
 
     # (a) and (b) during a sweep
     real_split = fanout.run_split
-    split_moved: list[str] = []
 
     async def split_moving(store: Store, function: str, header: Any, entries: Any) -> Any:
         if not split_moved:  # a contact in the middle of the first call moves away
             tags = [tag for tag, _ in entries]
-            split_moved.append(next(a for a in tags[len(tags) // 2 :] if a in sweepers))
+            later = tags[len(tags) // 2 :] + tags[1 : len(tags) // 2]  # never the first
+            split_moved.append(next(a for a in later if a in sweepers))
             move_now(slot(split_moved[0]))
         return await real_split(store, function, header, entries)
 
