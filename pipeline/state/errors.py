@@ -10,6 +10,7 @@ from redis.exceptions import (
     ClusterDownError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -31,10 +32,16 @@ CLUSTER_MOVING = (AskError, TryAgainError, ClusterDownError, SlotNotCoveredError
 @contextmanager
 def redis_errors() -> Iterator[None]:
     """Raise Transient (with the cause chained) for any REDIS_DOWN or CLUSTER_MOVING error
-    inside the block."""
+    inside the block, and for a Cluster none of whose seed nodes answers."""
     try:
         yield
     except REDIS_DOWN as exc:
         raise Transient(f"redis unreachable: {type(exc).__name__}: {exc}") from exc
     except CLUSTER_MOVING as exc:
         raise Transient(f"redis cluster: slots moving: {type(exc).__name__}: {exc}") from exc
+    except RedisClusterException as exc:
+        # redis-py's cluster client says "no seed node answers" (reading the slot map) as
+        # this, the connection error chained; its other uses are programming errors
+        if isinstance(exc.__cause__, REDIS_DOWN):
+            raise Transient(f"redis unreachable: {exc}") from exc
+        raise

@@ -268,7 +268,8 @@ class Store:
         redis-py); the calls run concurrently. A call for no known node goes to the default
         primary (the apply function's probe skips what is not local there)."""
         try:
-            await self._ready()
+            with redis_errors():  # no seed node answers: redis-py's RedisClusterException
+                await self._ready()
             targets = []
             for call in calls:
                 name = call.node or (self.route(call.route) if call.route else None)

@@ -17,6 +17,7 @@ test ports of their own; issue 10, first step).
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import threading
 import time
@@ -40,7 +41,7 @@ from pipeline.core.plan import BatchPlan, Outcome
 from pipeline.core.policies import load_preset
 from pipeline.state import fanout, queries
 from pipeline.state.store import Store
-from tests.integration.conftest import _server
+from tests.integration.conftest import _server, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -546,3 +547,28 @@ def test_a_slot_that_stays_migrating_makes_a_report_transient_not_a_crash(
     finally:
         move.finish()
     assert main(report) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--tenant", "t1"],
+        ["status", "a@example.com"],
+        ["sweep", "--print-only"],
+        ["replay", "-"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_cluster_no_seed_of_which_answers_is_unreachable_not_a_traceback(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py says "Redis Cluster cannot be connected" as a RedisClusterException (the
+    connection error chained): the state layer makes it Transient, so each command exits 1
+    with a line, and the worker retries instead of failing the batch."""
+    line = event_line(1, "a@example.com", "t1", "cart", 2, outcome="bounced", smtp_code=550)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(line + b"\n")))
+    url = f"redis+cluster://127.0.0.1:{free_port()}"
+    code = main([*argv, "--policy", "listrak", "--redis", url])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith(f"{argv[0]}: redis unreachable") and "Traceback" not in err
