@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
             produce(settings, found)
             with_store(args, lambda store: store.mark_emitted(found))
     except Transient as exc:
-        print(f"sweep: {exc}", file=sys.stderr)
+        # A run cut short may have marked some scopes suppressed already (pending until
+        # emitted): only the same run (same --at) gives their events again.
+        hint = f"re-run with --at {at.isoformat()} (same run, same events)"
+        print(f"sweep: {exc}; {hint}", file=sys.stderr)
         return 1
     except Exception as exc:  # kafka-python's errors share no base class worth naming
         print(

@@ -3,7 +3,9 @@ count-threshold sweep (listrak's cleanup).
 
 The sweep and the report find a tenant's addresses with SCAN over the scope-document key
 pattern (keys.scope_pattern): no index to keep in step, and both run rarely (the sweep every
-90 days).
+90 days). On a Redis Cluster the SCAN covers every primary, and the sweep's writes go one
+call per primary (pipeline.state.fanout); a key the SCAN yields twice (its slot moved while
+it ran) counts once in what they return.
 """
 
 from __future__ import annotations
@@ -18,17 +20,14 @@ import orjson
 
 from pipeline.core.models import Scope, Suppression, format_ts
 from pipeline.core.outcomes import suppression_from_decision
-from pipeline.core.plan import Call
+from pipeline.core.plan import Arg
 from pipeline.core.policies import Policy, Rule, RuleKind
 from pipeline.core.wire import digest, expand_entry, from_ms, to_ms
-from pipeline.state import keys
+from pipeline.state import fanout, keys
 from pipeline.state.errors import redis_errors
 from pipeline.state.store import Store
 
 log = logging.getLogger(__name__)
-
-SCAN_PAGE = 500
-"""Keys asked for per SCAN call (and scopes per sweep call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +63,9 @@ def live_bounces(doc: keys.Doc) -> list[list[Any]]:
     return [e for e in doc.fields.get("bn") or [] if e[2] > reset]
 
 
-async def _scan(store: Store, pattern: str) -> AsyncIterator[list[str]]:
-    cursor = 0
-    while True:
-        with redis_errors():
-            cursor, found = await store.client.scan(cursor, match=pattern, count=SCAN_PAGE)
-        names = [k.decode() if isinstance(k, bytes) else str(k) for k in found]
-        if names:
-            yield names
-        if cursor == 0:
-            return
-
-
 async def _state_keys(store: Store, tenant: str | None, scope: Scope) -> AsyncIterator[list[str]]:
     """Pages of (deduplicated within the page) state keys of one scope, list or tenant."""
-    async for page in _scan(store, keys.scope_pattern(store.namespace, tenant, scope)):
+    async for page in fanout.scan(store, keys.scope_pattern(store.namespace, tenant, scope)):
         wanted = []
         for key in page:
             parsed = keys.parse_state(store.namespace, key)
@@ -117,17 +104,18 @@ async def sweep(
     `at` and return the suppressions it trips, ordered by address. `run` names the run
     (default: `at` in RFC 3339); re-running the same run before `mark_emitted` returns the
     same suppressions (same ids); after it, none."""
-    out: list[Suppression] = []
+    out: dict[str, Suppression] = {}  # by event id: a scope scanned twice decides alike
     for scope in (Scope.LIST, Scope.TENANT):
         async for page in _state_keys(store, tenant, scope):
-            out.extend(await _sweep_page(store, page, at, run or format_ts(at)))
-    return sorted(out, key=lambda s: (s.address, s.tenant, s.list_id or ""))
+            for s in await _sweep_page(store, page, at, run or format_ts(at)):
+                out[s.event_id] = s
+    return sorted(out.values(), key=lambda s: (s.address, s.tenant, s.list_id or ""))
 
 
 async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> list[Suppression]:
     ns = store.namespace
     rules: dict[str, dict[str, Any]] = {}
-    args: list[Any] = []
+    entries: list[fanout.Entry] = []
     found = []
     for key in page:
         address, tenant, list_id = keys.parse_state(ns, key) or ("", "", None)
@@ -138,32 +126,41 @@ async def _sweep_page(store: Store, page: list[str], at: datetime, run: str) -> 
         trigger = sweep_id(rule, run)
         rules[rule.id] = _sweep_mins(rule)
         u = policy.scopes().index(policy.scope_of(rule)) + 1
-        args += [key, keys.state(ns, address, tenant), rule.id, u, digest(trigger), trigger]
+        home = keys.state(ns, address, tenant)
+        args: list[Arg] = [key, home, rule.id, u, digest(trigger), trigger]
+        entries.append((address, args))
         found.append((policy, address, tenant, list_id, trigger))
     if not found:
         return []
     header = orjson.dumps({"at": to_ms(at), "ttl": store.state_ttl, "R": rules})
-    [reply] = await store.run([Call("sweep", [header, len(found), *args])])
     out, newer = [], 0
-    for index, kind, *decided in _entries(reply):
-        if kind == "n":
-            newer += 1
-            continue
-        policy, address, tenant, list_id, trigger = found[int(index) - 1]
-        for decision in decided[0]:
-            out.append(
-                suppression_from_decision(
-                    policy,
-                    decision,
-                    address=address,
-                    tenant=tenant,
-                    list_id=list_id,
-                    trigger_event_id=trigger,
-                    ts=at,
-                )
-            )
+    for held, reply in await fanout.run_split(store, "sweep", [header], entries):
+        for index, kind, *decided in _entries(reply):
+            if kind == "n":
+                newer += 1
+                continue
+            out += _suppressions(found[held[int(index) - 1]], decided[0], at)
     if newer:
         log.info("sweep as of %s: %d scopes have state after that time; left alone", run, newer)
+    return out
+
+
+def _suppressions(entry: tuple[Any, ...], decisions: list[Any], at: datetime) -> list[Suppression]:
+    """The suppression events of one swept scope's decisions."""
+    policy, address, tenant, list_id, trigger = entry
+    out = []
+    for decision in decisions:
+        out.append(
+            suppression_from_decision(
+                policy,
+                decision,
+                address=address,
+                tenant=tenant,
+                list_id=list_id,
+                trigger_event_id=trigger,
+                ts=at,
+            )
+        )
     return out
 
 
@@ -176,16 +173,15 @@ async def report(store: Store, tenant: str) -> list[BouncedContact]:
     """The seed-000 export for `tenant`: every contact with a live bounce count, per list
     (list-scoped policies) or per tenant, ordered by latest reason then count (as the seed
     sorts it: "Sort on Bounce Reason. Then by Bounce Count")."""
-    rows: list[BouncedContact] = []
+    rows: dict[str, BouncedContact] = {}  # by key: a key scanned twice is one contact
     for scope in (Scope.LIST, Scope.TENANT):
         async for page in _state_keys(store, tenant, scope):
-            with redis_errors():
-                raws = await store.client.mget(page)
+            raws = await fanout.read_many(store, page)
             for key, raw in zip(page, raws, strict=True):
                 row = _row(store.namespace, key, keys.read_doc(raw))
                 if row is not None:
-                    rows.append(row)
-    return sorted(rows, key=lambda r: (r.latest_reason, -r.bounce_count, r.address))
+                    rows[key] = row
+    return sorted(rows.values(), key=lambda r: (r.latest_reason, -r.bounce_count, r.address))
 
 
 def _row(ns: str, key: str, doc: keys.Doc) -> BouncedContact | None:
@@ -218,7 +214,9 @@ async def status(
     home = keys.state(ns, address, tenant)
     with redis_errors():
         pipe = store.client.pipeline(transaction=False)
-        pipe.mget([home, *scope_keys])
+        # MGET by name: redis-py's cluster pipeline refuses its mget() method, though one
+        # address's keys share one slot (keys.py) and so one node
+        pipe.execute_command("MGET", home, *scope_keys)
         pipe.lrange(keys.delivered_log(ns, address), 0, -1)
         [home_raw, *raws], delivered = await pipe.execute()
     scopes = {

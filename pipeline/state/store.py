@@ -78,11 +78,22 @@ def _missing_function(reply: Any) -> bool:
     return isinstance(reply, ResponseError) and "function not found" in str(reply).lower()
 
 
-def _misrouted(reply: Any) -> bool:
+def misrouted(reply: Any) -> bool:
+    """True when `reply` is a Cluster node's refusal (or a cut-short call) because it does
+    not serve a key's slot now: sending it again after a slot-map refresh is the cure."""
     if not isinstance(reply, ResponseError):
         return False
     text = str(reply).lower()
     return any(marker in text for marker in ROUTING_ERRORS)
+
+
+def raise_error(reply: Any) -> None:
+    """Raise `reply` when it is an error: Transient for REDIS_DOWN, else as it is."""
+    if isinstance(reply, REDIS_DOWN):
+        with redis_errors():
+            raise reply
+    if isinstance(reply, Exception):
+        raise reply
 
 
 def cluster_client(url: str) -> RedisCluster:
@@ -203,6 +214,18 @@ class Store:
         """
         if not calls:
             return []
+        replies = await self.send(calls)
+        if self.cluster is not None:
+            await self._reroute(calls, replies)
+        for reply in replies:
+            raise_error(reply)
+        return replies
+
+    async def send(self, calls: Sequence[Call]) -> list[Any]:
+        """Execute `calls` as `run` does, once: their replies in order, an error as a value
+        (`misrouted` tells a refusal on a moved slot; `raise_error` raises the others). A
+        call refused because the library is missing ran nothing: the library is loaded and
+        only those calls are sent again. Raises Transient when a whole round trip fails."""
         replies = await self._send(calls)
         missing = [i for i, r in enumerate(replies) if _missing_function(r)]
         if missing:
@@ -210,21 +233,13 @@ class Store:
             again = await self._send([calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
-        if self.cluster is not None:
-            await self._reroute(calls, replies)
-        for reply in replies:
-            if isinstance(reply, REDIS_DOWN):
-                with redis_errors():
-                    raise reply
-            if isinstance(reply, Exception):
-                raise reply
         return replies
 
     async def _reroute(self, calls: Sequence[Call], replies: list[Any]) -> None:
         """Cluster: send again, after a map refresh, the calls refused as misrouted (their
         functions are idempotent: a call cut short by a moved key may be re-run whole)."""
         for attempt in range(RESEND_ROUNDS):
-            bad = [i for i, r in enumerate(replies) if _misrouted(r)]
+            bad = [i for i, r in enumerate(replies) if misrouted(r)]
             if not bad:
                 return
             await asyncio.sleep(0.05 * 2**attempt)
@@ -236,7 +251,7 @@ class Store:
             ]
             for i, reply in zip(bad, await self._send(again), strict=True):
                 replies[i] = reply
-        if any(_misrouted(r) for r in replies):
+        if any(misrouted(r) for r in replies):
             raise Transient("redis cluster: slots still moving")
 
     async def _send(self, calls: Sequence[Call]) -> list[Any]:
@@ -253,7 +268,8 @@ class Store:
         redis-py); the calls run concurrently. A call for no known node goes to the default
         primary (the apply function's probe skips what is not local there)."""
         try:
-            await self._ready()
+            with redis_errors():  # no seed node answers: redis-py's RedisClusterException
+                await self._ready()
             targets = []
             for call in calls:
                 name = call.node or (self.route(call.route) if call.route else None)
@@ -398,10 +414,12 @@ class Store:
         Cluster also when a slot moved under a call: calling again routes it afresh)."""
         if not suppressions and not alerts:
             return
-        await self._ready_quietly()
+        await self.ready()
         await self.run(self.confirm_calls(suppressions, alerts))
 
-    async def _ready_quietly(self) -> None:
+    async def ready(self) -> None:
+        """Cluster: read the slot map unless it is known (the client is lazy); nothing on a
+        standalone Redis. Raises Transient when no node answers."""
         if self.cluster is not None:
             with redis_errors():
                 await self._ready()
@@ -429,7 +447,7 @@ class Store:
             digest(request_id),
             self.state_ttl,
         ]
-        await self._ready_quietly()
+        await self.ready()
         node = self.route(address) if self.cluster is not None else None
         [reply] = await self.run([Call("reactivate", args, node, address)])
         cleared = orjson.loads(reply)
