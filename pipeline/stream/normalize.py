@@ -40,8 +40,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from pipeline.config import Settings
 from pipeline.core.decode import check_not_empty, load_json
 from pipeline.core.errors import InvalidInput, Reason
@@ -267,7 +265,7 @@ class NormalizeBatch:
         ready: list[tuple[int, bytes]] = []
         for a in attempts:
             partition = partition_for(a.recipient.encode(), partitions)
-            ready += batcher.add(partition, orjson.dumps(a.to_json()))
+            ready += batcher.add(partition, a.to_wire())
         ready += batcher.drain()
         futures = [
             await self.topics.attempts.send(value=body, partition=partition)

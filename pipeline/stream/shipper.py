@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from io import BufferedReader
 from typing import Any
 
-import orjson
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
@@ -337,7 +336,7 @@ class Shipper:
         for attempt in attempts:
             self.stats.attempts += 1
             partition = partition_for(attempt.recipient.encode(), self.partitions)
-            for ready in self.batcher.add(partition, orjson.dumps(attempt.to_json())):
+            for ready in self.batcher.add(partition, attempt.to_wire()):
                 self._send(self.topics.attempts, ready[1], ready[0])
 
     def flush(self, timeout: float | None = None) -> bool:

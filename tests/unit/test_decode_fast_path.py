@@ -83,3 +83,26 @@ def test_the_fast_path_is_taken_for_a_well_formed_array() -> None:
         assert len(calls) == 1
     finally:
         decode.decode_attempts_checked = original  # type: ignore[assignment]
+
+
+def test_to_wire_is_to_json_with_microseconds_and_decodes_back_to_the_same_attempt() -> None:
+    """Catches: a wire encoding (what normalize and ship produce) that drops or renames a
+    field, writes an enum as its name, or a ts the checked path would not read back."""
+    from datetime import UTC, datetime
+
+    from pipeline.core.models import Attempt, Outcome
+
+    full = Attempt(
+        "e1", datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC), "a@example.com",
+        Outcome.DEFERRED, "t1", "news", "c1", "m1", 451, "4.7.1", "451 try later",
+        "mx.example.com", "RCPT TO",
+    )  # fmt: skip
+    for attempt in (full, Attempt("e2", datetime(2026, 3, 2, tzinfo=UTC), "b@example.com",
+                                  Outcome.DELIVERED)):  # fmt: skip
+        wire = orjson.loads(attempt.to_wire())
+        assert wire.pop("ts") == attempt.ts.isoformat().replace("+00:00", "Z")
+        expected = attempt.to_json()
+        expected.pop("ts")
+        assert wire == expected
+        assert decode_attempts(attempt.to_wire()) == [attempt]
+        assert decode_attempts_checked(attempt.to_wire()) == [attempt]
