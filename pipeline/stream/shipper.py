@@ -49,12 +49,22 @@ MAX_BATCH_BYTES = 512 * 1024
 """Largest array message: well under the broker's default 1 MB message.max.bytes."""
 
 
+_HASHES: dict[bytes, int] = {}
+"""murmur2 of recent keys: kafka-python's is pure Python (a few µs per recipient), and the
+same recipients come back all day. Cleared when full, like decode's address cache."""
+_HASHES_SIZE = 1 << 16
+
+
 def partition_for(key: bytes, partitions: Sequence[int]) -> int:
     """Return the partition the default Kafka partitioner picks for `key` among `partitions`
     (murmur2 of the key, positive, modulo the count, over the sorted partition ids)."""
     ordered = sorted(partitions)
-    index: int = (murmur2(key) & 0x7FFFFFFF) % len(ordered)
-    return ordered[index]
+    hashed = _HASHES.get(key)
+    if hashed is None:
+        if len(_HASHES) >= _HASHES_SIZE:
+            _HASHES.clear()
+        hashed = _HASHES[key] = murmur2(key) & 0x7FFFFFFF
+    return ordered[hashed % len(ordered)]
 
 
 class PartitionBatcher:
