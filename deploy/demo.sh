@@ -10,6 +10,7 @@ cat <<MSG
 Look further:
   kcat -b $K -C -t suppression.events -o beginning -e          # every suppression event
   kcat -b $K -C -t mta.log.raw.deadletter -o beginning -e       # unparseable log lines, with reasons
+  kcat -b $K -C -t bounce.mail.raw.deadletter -o beginning -e  # bounce mails that are no usable DSN
   curl -s 127.0.0.1:${BOUNCEGUARD_WEB_PORT:-6066}/v1/addresses/nobody.here@gmail.com?tenant=acme  # one address
   curl -s 127.0.0.1:${BOUNCEGUARD_WEB_PORT:-6066}/metrics | grep ^bounceguard_            # counters
   tail -f var/worker-${BOUNCEGUARD_WEB_PORT:-6066}/worker.log                                 # worker log

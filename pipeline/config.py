@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from pipeline.core.dsn import DEFAULT_JOIN_HEADER
+
 PREFIX = "BOUNCEGUARD_"
 
 
@@ -19,6 +21,7 @@ class Topics:
     """Kafka topic names (PRODUCT.md "Data flow"); tests give each test its own."""
 
     raw: str = "mta.log.raw"
+    mail: str = "bounce.mail.raw"
     attempts: str = "delivery.attempts"
     engagement: str = "engagement.events"
     feedback: str = "feedback.events"
@@ -31,7 +34,7 @@ class Topics:
 
     def all(self) -> list[str]:
         """Every topic the worker reads or writes, dead-letter topics included."""
-        main = [self.raw, self.attempts, self.engagement, self.feedback]
+        main = [self.raw, self.mail, self.attempts, self.engagement, self.feedback]
         return [*main, self.suppressions, self.alerts, *(self.deadletter(t) for t in main)]
 
     @classmethod
@@ -93,7 +96,11 @@ class Settings:
     session_timeout: float = 10.0
     """BOUNCEGUARD_SESSION_TIMEOUT: consumer session timeout in seconds (kill -9 recovery time)."""
     raw_tenant: str = "default"
-    """BOUNCEGUARD_RAW_TENANT: tenant of raw log lines (mta.log.raw) whose wrapper names none."""
+    """BOUNCEGUARD_RAW_TENANT: tenant of raw log lines (mta.log.raw) whose wrapper names none,
+    and of bounce mails (bounce.mail.raw) whose returned message has no X-BG-Tenant."""
+    dsn_join_header: str = DEFAULT_JOIN_HEADER
+    """BOUNCEGUARD_DSN_JOIN_HEADER: the header of the returned message in a bounce mail that
+    names its send (default X-Bounceguard-Event-Id; the Message-ID when it is absent)."""
     metrics_tenant_cap: int = 50
     """BOUNCEGUARD_METRICS_TENANT_CAP: tenants that get their own metric label value (the first
     seen); later ones are labelled "other", so a tenant explosion cannot explode Prometheus."""

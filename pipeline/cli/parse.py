@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--join-header",
         default=None,
-        help="dsn: header of the returned message naming its send "
-        "(default: X-Bounceguard-Event-Id; else its Message-ID)",
+        help="dsn: header of the returned message naming its send (default: "
+        "$BOUNCEGUARD_DSN_JOIN_HEADER, as the worker's bounce.mail.raw agent reads it, else "
+        "X-Bounceguard-Event-Id; without the header, its Message-ID)",
     )
     parser.add_argument(
         "--tenant", default="default", help="tenant for lines that name none (default: default)"
@@ -93,9 +94,11 @@ def parse_mails(args: argparse.Namespace, out: BinaryIO, err: TextIO) -> int:
     """Parse every mail at `args.file` as a DSN; write attempts to `out`, problems and the
     summary to `err`; return 0, or 2 when the file or directory cannot be read."""
     from pipeline.cli.mailboxes import read_mails
-    from pipeline.core.dsn import DEFAULT_JOIN_HEADER, parse_dsn
+    from pipeline.config import Settings
+    from pipeline.core.dsn import parse_dsn
 
-    join = args.join_header or DEFAULT_JOIN_HEADER
+    # The worker's setting by default, so the shell and bounce.mail.raw join a DSN alike.
+    join = args.join_header or Settings.from_env().dsn_join_header
     mails = attempts = skipped = bad = 0
     try:
         for label, raw in read_mails("/dev/stdin" if args.file == "-" else args.file):

@@ -187,6 +187,14 @@ RAW_LINES = Counter("bounceguard_raw_lines_total", "Raw log lines normalized", [
 ATTEMPTS_PRODUCED = Counter(
     "bounceguard_attempts_produced_total", "Attempts produced from raw log lines"
 )
+# Counter: bounce mails read by the bounce-mail agent (bounce.mail.raw), by result: "attempts"
+# (a DSN with a failed or delayed recipient), "skipped" (every recipient delivered, relayed or
+# expanded) or "dead_letter" (not a DSN, unattributed, ...: sent to the DLQ).
+RAW_MAILS = Counter("bounceguard_raw_mails_total", "Raw bounce mails read", ["result"])
+# Counter: attempts the bounce-mail agent produced to delivery.attempts.
+MAIL_ATTEMPTS_PRODUCED = Counter(
+    "bounceguard_mail_attempts_produced_total", "Attempts produced from bounce mails (DSNs)"
+)
 
 
 def count_planned(events: Sequence[Event], verdicts: Sequence[Classification | None]) -> None:

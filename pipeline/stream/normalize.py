@@ -143,7 +143,17 @@ class NormalizeBatch:
     dropped first beyond MAX_STREAMS. Classic syslog stamps have no year: each line's is
     inferred from `clock()` (processing time) as it is parsed, so a December line read in
     January is December of last year (`pipeline.core.parsing.syslog.stamp_near`).
+
+    The bounce-mail agent (pipeline.stream.mail) is this body with another `parse`, source
+    topic and counters: the unit/ack order and the fallback below are shared, not copied.
     """
+
+    name = "normalize"
+    """The agent's name in log lines."""
+    results: Any = metrics.RAW_LINES
+    """Counter of messages read, by result: attempts, skipped, dead_letter."""
+    produced: Any = metrics.ATTEMPTS_PRODUCED
+    """Counter of the attempts produced to delivery.attempts."""
 
     def __init__(
         self,
@@ -165,7 +175,8 @@ class NormalizeBatch:
     def units(self, messages: Sequence[Any]) -> Iterator[LineUnit]:
         """Parse `messages` in units of at most `max_lines` lines (step 1's CPU half)."""
         if messages:
-            metrics.EVENTS_CONSUMED.labels(self.topics.raw.get_topic_name()).inc(len(messages))
+            topic = self._source_topic().get_topic_name()
+            metrics.EVENTS_CONSUMED.labels(topic).inc(len(messages))
         unit = LineUnit()
         for message in messages:
             unit.messages.append(message)
@@ -195,7 +206,7 @@ class NormalizeBatch:
             # Type only at ERROR: the exception's text may quote an address (STYLE.md 10).
             log.debug("normalize batch failure", exc_info=True)
             if len(unit.messages) == 1:
-                log.error("normalize failed error=%s; dead-lettering the line", type(exc).__name__)
+                log.error("%s failed error=%s; dead-lettering it", self.name, type(exc).__name__)
                 await self._dead_letter(
                     unit.messages[0], InvalidInput(Reason.INTERNAL, "internal error")
                 )
@@ -203,7 +214,7 @@ class NormalizeBatch:
             # One line at a time (already parsed: the parsers are not fed twice), so only the
             # line that fails is dead-lettered.
             log.error(
-                "normalize batch failed error=%s; retrying its lines one by one", type(exc).__name__
+                "%s batch failed error=%s; retrying one by one", self.name, type(exc).__name__
             )
             for message, parsed in zip(unit.messages, unit.parsed, strict=True):
                 await self.finish(LineUnit([message], [parsed]))
@@ -213,14 +224,14 @@ class NormalizeBatch:
         dead = []
         for message, parsed in zip(unit.messages, unit.parsed, strict=True):
             if isinstance(parsed, InvalidInput):
-                metrics.RAW_LINES.labels("dead_letter").inc()
+                self.results.labels("dead_letter").inc()
                 dead.append(self._dead_letter(message, parsed))
                 continue
-            metrics.RAW_LINES.labels("attempts" if parsed else "skipped").inc()
+            self.results.labels("attempts" if parsed else "skipped").inc()
             attempts.extend(parsed)
         await asyncio.gather(*dead)  # step 1
         await retry_transient("produce", lambda: self._produce(attempts))  # step 2
-        metrics.ATTEMPTS_PRODUCED.inc(len(attempts))
+        self.produced.inc(len(attempts))
 
     def parse(self, event: Any) -> list[Attempt]:
         """Return the attempts of one raw-topic event; raise InvalidInput only: MISSING_FIELD
@@ -283,6 +294,10 @@ class NormalizeBatch:
             found = await producer.partitions_for(self.topics.attempts.get_topic_name())
             self._partitions = sorted(found)
         return self._partitions
+
+    def _source_topic(self) -> Any:
+        """The faust topic this body consumes (metrics label)."""
+        return self.topics.raw
 
     async def _dead_letter(self, event: Any, error: InvalidInput) -> None:
         await deadletter.send_dead_letter(self.topics.raw_deadletter, event, error)

@@ -83,6 +83,8 @@ class AppTopics:
 
     raw: Any
     raw_deadletter: Any
+    mail: Any
+    mail_deadletter: Any
     attempts: Any
     attempts_deadletter: Any
     engagement: Any
@@ -110,6 +112,8 @@ def declare(app: Any, settings: Settings) -> AppTopics:
     return AppTopics(
         raw=raw(names.raw),
         raw_deadletter=raw(names.deadletter(names.raw)),
+        mail=raw(names.mail),
+        mail_deadletter=raw(names.deadletter(names.mail)),
         attempts=raw(names.attempts),
         attempts_deadletter=raw(names.deadletter(names.attempts)),
         engagement=raw(names.engagement),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import Settings, Topics
+from pipeline.core.dsn import DEFAULT_JOIN_HEADER
 
 
 def test_defaults_bind_to_loopback_and_the_standard_ports() -> None:
@@ -41,3 +42,15 @@ def test_overrides_win_and_suffix_renames_every_topic() -> None:
 def test_a_number_that_is_not_one_is_an_error() -> None:
     with pytest.raises(ValueError):
         Settings.from_env({"BOUNCEGUARD_PARTITIONS": "four"})
+
+
+def test_the_bounce_mail_topic_and_its_dead_letter_topic_are_created() -> None:
+    """`bounceguard topics` and the worker's ensure_topics create settings.topics.all()."""
+    names = Settings.from_env({}).topics.all()
+    assert {"bounce.mail.raw", "bounce.mail.raw.deadletter"} <= set(names)
+
+
+def test_the_dsn_join_header_is_a_setting_defaulting_to_the_parsers() -> None:
+    assert Settings.from_env({}).dsn_join_header == DEFAULT_JOIN_HEADER == "X-Bounceguard-Event-Id"
+    env = {"BOUNCEGUARD_DSN_JOIN_HEADER": "X-Send-Id"}
+    assert Settings.from_env(env).dsn_join_header == "X-Send-Id"

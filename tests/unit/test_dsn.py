@@ -255,3 +255,16 @@ def test_a_damaged_report_raises_invalid_input_only(flips: list[tuple[int, int]]
     except InvalidInput:
         return
     assert all(isinstance(a, Attempt) for a in found)
+
+
+def test_parse_joins_by_the_workers_header_setting_unless_told(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """BOUNCEGUARD_DSN_JOIN_HEADER (the bounce.mail.raw agent's) is the default; the option wins."""
+    monkeypatch.setenv("BOUNCEGUARD_DSN_JOIN_HEADER", "X-BG-Campaign")
+    _, [attempt], _ = parse_cli(capsys, DSN / "postfix-5.1.1.eml")
+    assert attempt["message_id"] == "2026-03"
+    args = ["parse", "--format", "dsn", "--join-header", "X-Bounceguard-Event-Id"]
+    assert main([*args, str(DSN / "postfix-5.1.1.eml")]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert orjson.loads(line)["message_id"] == "send-7f3c2a9e01"

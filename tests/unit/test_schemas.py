@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from pipeline.core.decode import attempt_from_mapping, decode_attempts
+from pipeline.core.dsn import parse_dsn
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.messages import decode_engagement, decode_feedback
 from pipeline.core.models import Action, Scope, SenderAlert, Suppression
@@ -18,6 +19,7 @@ from pipeline.core.parsing import make_parser
 from pipeline.stream.deadletter import envelope
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+DATA = Path(__file__).resolve().parents[1] / "data"
 NAMES = [
     "delivery.attempt.v1",
     "suppression.event.v1",
@@ -26,6 +28,7 @@ NAMES = [
     "feedback.event.v1",
     "sender.alert.v1",
     "mta.log.raw.v1",
+    "bounce.mail.raw.v1",
 ]
 
 
@@ -149,3 +152,22 @@ def test_a_tenant_that_could_break_keys_or_labels_is_refused(tenant: str) -> Non
     with pytest.raises(InvalidInput) as err:
         attempt_from_mapping(doc)
     assert err.value.reason is Reason.WRONG_TYPE
+
+
+def test_bounce_mail_example_is_a_dsn_that_parses_to_valid_attempts() -> None:
+    """The example is the message value as bytes (a JSON string here only for the schema)."""
+    mail = example("bounce.mail.raw.v1")
+    assert mail == (DATA / "dsn" / "postfix-5.1.1.eml").read_text()  # the documented sample
+    [attempt] = parse_dsn(mail.encode())
+    assert (attempt.recipient, attempt.enhanced_code, attempt.message_id) == (
+        "jane.doe@example.com",
+        "5.1.1",
+        "send-7f3c2a9e01",
+    )
+    validator("delivery.attempt.v1").validate(attempt.to_json())
+
+
+@pytest.mark.parametrize("mail", ["", "I am away until Monday.\n", "From jane Mon Mar  2\n"])
+def test_bounce_mail_schema_refuses_what_is_not_a_mail(mail: str) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        validator("bounce.mail.raw.v1").validate(mail)
