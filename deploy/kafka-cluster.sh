@@ -35,6 +35,8 @@ broker_ready() {  # broker_ready PORT: the broker answers metadata listing all 3
     kcat -b "127.0.0.1:$1" -L -m 3 2>/dev/null | grep -Eq '^ *3 brokers:'
 }
 all_ready() { for n in "${NODES[@]}"; do broker_ready "$(port_of "$n")" || return 1; done; }
+all_alive() { for n in "${NODES[@]}"; do pid_alive "$(dir_of "$n")/kafka.pid" || return 1; done; }
+ready_or_dead() { all_ready || ! all_alive; }  # stop waiting as soon as one node has died
 any_alive() { for n in "${NODES[@]}"; do pid_alive "$(dir_of "$n")/kafka.pid" && return 0; done; return 1; }
 
 write_config() {  # write_config NODE
@@ -63,6 +65,9 @@ transaction.state.log.num.partitions=6
 # its heartbeats for this long; the default 9 s would be the whole of a test's recovery.
 broker.session.timeout.ms=6000
 broker.heartbeat.interval.ms=1000
+# The log cleaner (it compacts __consumer_offsets) takes a 128 MB dedupe buffer from the heap
+# by default: half of our 256 MB, and an OutOfMemoryError at start-up now and then.
+log.cleaner.dedupe.buffer.size=8388608
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 PROPS
@@ -112,24 +117,38 @@ start() {
         spawn "$(dir_of "$n")/kafka.pid" "$(dir_of "$n")/kafka.log" \
             node_java "$n" kafka.Kafka "$(dir_of "$n")/server.properties"
     done
-    wait_until 120 "$(dir_of 1)/kafka.log" all_ready || { stop >&2; return 1; }
+    wait_until 120 "$(dir_of 1)/kafka.log" ready_or_dead || { stop >&2; return 1; }
+    if ! all_ready; then
+        for n in "${NODES[@]}"; do
+            pid_alive "$(dir_of "$n")/kafka.pid" && continue
+            echo "kafka-cluster: node $n exited during start-up; last lines of its log:" >&2
+            tail -n 40 "$(dir_of "$n")/kafka.log" >&2
+        done
+        stop >&2
+        return 1
+    fi
     echo "kafka-cluster: ready on 127.0.0.1:$(port_of 1),$(port_of 2),$(port_of 3)" \
         "(logs $BG_VAR/kafka-cluster-<port>/kafka.log)"
 }
 
+running() {  # running PID: the process exists and is not a zombie waiting to be reaped
+    ps -o stat= -p "$1" 2>/dev/null | grep -qv '^Z'
+}
+
 stop() {
-    local n d pid
+    # kill -9, not a controlled shutdown: the data is removed anyway, and the last node of a
+    # quorum would wait for controllers that are already gone. All first, then wait for all.
+    local n d pids=()
     for n in "${NODES[@]}"; do
         d=$(dir_of "$n")
-        if pid_alive "$d/kafka.pid"; then
-            # kill -9, not a controlled shutdown: the data is removed anyway, and the last
-            # node of a quorum would wait for controllers that are already gone.
-            pid=$(cat "$d/kafka.pid")
-            kill -9 "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        fi
-        rm -rf "$d"
+        pid_alive "$d/kafka.pid" || continue
+        pids+=("$(cat "$d/kafka.pid")")
+        kill -9 "${pids[-1]}" 2>/dev/null || true
     done
+    for n in "${pids[@]}"; do
+        for _ in $(seq 1 100); do running "$n" || break; sleep 0.1; done
+    done
+    for n in "${NODES[@]}"; do rm -rf "$(dir_of "$n")"; done
     echo "kafka-cluster: stopped"
 }
 
