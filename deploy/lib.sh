@@ -48,14 +48,21 @@ stop_pid() {  # stop_pid PIDFILE NAME: SIGTERM, wait up to 30 s, then SIGKILL; r
     echo "$name: stopped"
 }
 
+spawn() {  # spawn PIDFILE LOG CMD...: run CMD in the background, detached, and record its pid
+    # (CMD must exec the server itself, so that the pid file names the server, not a shell)
+    local pidfile=$1 log=$2
+    shift 2
+    "$@" >"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    disown
+}
+
 launch() {  # launch NAME PIDFILE LOG SECONDS READY CMD...: run CMD in the background, record
     # its pid, and wait up to SECONDS until the function READY succeeds. CMD must become the
     # server process itself (exec), so that the pid file names the server, not a shell.
     local name=$1 pidfile=$2 log=$3 seconds=$4 ready=$5
     shift 5
-    "$@" >"$log" 2>&1 </dev/null &
-    echo $! >"$pidfile"
-    disown
+    spawn "$pidfile" "$log" "$@"
     wait_until "$seconds" "$log" _ready_or_dead "$ready" "$pidfile" \
         || { stop_pid "$pidfile" "$name" >&2; return 1; }
     "$ready" || { echo "$name: exited during start-up; last lines of $log:" >&2

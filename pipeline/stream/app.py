@@ -38,8 +38,13 @@ def create_app(settings: Settings) -> Runtime:
         web_port=settings.web_port,
         web_host=settings.web_bind,
         topic_partitions=settings.partitions,
+        # faust creates its own topics (the assignor's leader topic) with this factor, not the
+        # broker's default: left at 1, one broker down can take that topic's only replica.
+        topic_replication_factor=settings.replication,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
+        # acks=all: a suppression or dead letter counts as sent once every in-sync replica
+        # has it (with min.insync.replicas=2 on a cluster, two brokers), never on one alone.
         producer_acks=-1,
         broker_commit_interval=settings.commit_interval,
         # faust buffers up to 4096 messages per partition by default: with arrays of 100

@@ -115,6 +115,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "namespace",
         "topic_suffix",
         "partitions",
+        "replication",
         "web_port",
         "session_timeout",
         "batch_within",
