@@ -69,6 +69,10 @@ class Settings:
     """BOUNCEGUARD_WEB_PORT."""
     batch_size: int = 500
     """BOUNCEGUARD_BATCH_SIZE: most Kafka messages taken at once by an agent."""
+    mail_take: int = 50
+    """BOUNCEGUARD_MAIL_TAKE: most bounce mails (bounce.mail.raw) taken at once. Mails are up
+    to 4 MiB (core/dsn.py), so the agents' take of 500 could hold ~2 GB; 50 bounds it to
+    ~200 MB in the worst case (real DSNs are a few KB)."""
     batch_attempts: int = 5000
     """BOUNCEGUARD_BATCH_ATTEMPTS: most events (attempts, opens, complaints; raw lines for the
     normalize agent) per unit of work: one Redis round trip, acked as one. Bounds memory and

@@ -84,4 +84,4 @@ def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
 
     @app.agent(topics.mail, concurrency=1)  # type: ignore[untyped-decorator]
     async def bounce_mail(stream: Any) -> None:
-        await run_batches(stream, batch, take=settings.batch_size, within=settings.batch_within)
+        await run_batches(stream, batch, take=settings.mail_take, within=settings.batch_within)
