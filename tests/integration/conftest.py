@@ -88,22 +88,31 @@ def free_port() -> int:
         return port
 
 
+def isolated_settings(
+    kafka: str, redis_url: str, *, app: str = "test", ns: str = "t", **overrides: Any
+) -> Settings:
+    """Settings isolated for one test: own topics, consumer group (`bg-<app>-<tag>`), Redis
+    namespace (`<ns><tag>`) and web port, fast session timeout and batching; `overrides`
+    win."""
+    tag = uuid.uuid4().hex[:10]
+    fields: dict[str, Any] = {
+        "kafka": kafka,
+        "redis_url": redis_url,
+        "app_id": f"bg-{app}-{tag}",
+        "namespace": f"{ns}{tag}",
+        "topic_suffix": f"-{tag}",
+        "partitions": 2,
+        "web_port": free_port(),
+        "session_timeout": 6.0,
+        "batch_within": 0.1,
+    }
+    return Settings.from_env({}, **{**fields, **overrides})
+
+
 @pytest.fixture
 def settings(kafka_broker: str, redis_server: str) -> Settings:
-    """Settings isolated for one test: own topics, consumer group, Redis namespace, web port."""
-    tag = uuid.uuid4().hex[:10]
-    return Settings.from_env(
-        {},
-        kafka=kafka_broker,
-        redis_url=redis_server,
-        app_id=f"bg-test-{tag}",
-        namespace=f"t{tag}",
-        topic_suffix=f"-{tag}",
-        partitions=2,
-        web_port=free_port(),
-        session_timeout=6.0,
-        batch_within=0.1,
-    )
+    """Settings isolated for one test (isolated_settings) on the session's broker and Redis."""
+    return isolated_settings(kafka_broker, redis_server)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

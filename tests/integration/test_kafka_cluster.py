@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from tests.integration.conftest import (
     _healthy,
     _server,
     free_port,
+    isolated_settings,
     read_topic,
     wait_for,
 )
@@ -66,19 +66,8 @@ def kafka_cluster() -> Iterator[str]:
 @pytest.fixture
 def cluster_settings(kafka_cluster: str, redis_server: str) -> Settings:
     """Settings for one test on the cluster: own topics (RF 3), group and Redis namespace."""
-    tag = uuid.uuid4().hex[:10]
-    return Settings.from_env(
-        {},
-        kafka=kafka_cluster,
-        redis_url=redis_server,
-        app_id=f"bg-kc-{tag}",
-        namespace=f"kc{tag}",
-        topic_suffix=f"-{tag}",
-        partitions=PARTITIONS,
-        replication=3,
-        web_port=free_port(),
-        session_timeout=6.0,
-        batch_within=0.1,
+    return isolated_settings(
+        kafka_cluster, redis_server, app="kc", ns="kc", partitions=PARTITIONS, replication=3
     )
 
 
