@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 GC_THRESHOLD = (50_000, 20, 20)
 """Allocations between young collections, and young/middle collections between older ones.
@@ -20,3 +22,17 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+
+
+@contextlib.contextmanager
+def tuned_gc() -> Iterator[None]:
+    """tune_gc() for the duration of a command that may run inside another process (tests
+    call `main(["replay", ...])`): the collector's thresholds and frozen objects are put back
+    on exit, so the caller's garbage (sockets it leaked, say) is collected when it expects."""
+    before = gc.get_threshold()
+    tune_gc()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

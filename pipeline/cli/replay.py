@@ -93,13 +93,13 @@ def run(args: argparse.Namespace) -> int:
     """Replay; return 0, or 1 when Redis cannot be reached."""
     import asyncio
 
-    from pipeline.cli.process import tune_gc
+    from pipeline.cli.process import tuned_gc
     from pipeline.core.errors import Transient
 
-    tune_gc()
     store = open_store(args)
     try:
-        asyncio.run(_replay(store, args))
+        with tuned_gc():
+            asyncio.run(_replay(store, args))
     except Transient as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return 1

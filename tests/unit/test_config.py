@@ -54,3 +54,18 @@ def test_the_dsn_join_header_is_a_setting_defaulting_to_the_parsers() -> None:
     assert Settings.from_env({}).dsn_join_header == DEFAULT_JOIN_HEADER == "X-Bounceguard-Event-Id"
     env = {"BOUNCEGUARD_DSN_JOIN_HEADER": "X-Send-Id"}
     assert Settings.from_env(env).dsn_join_header == "X-Send-Id"
+
+
+def test_replay_s_gc_tuning_is_put_back_for_an_in_process_caller() -> None:
+    """Catches: `main(["replay", ...])` called in-process (the tests do) leaving the whole
+    process with the worker's collector settings and a frozen heap."""
+    import gc
+
+    from pipeline.cli.process import GC_THRESHOLD, tuned_gc
+
+    before = gc.get_threshold()
+    with tuned_gc():
+        assert gc.get_threshold() == GC_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
