@@ -160,6 +160,18 @@ class WorkerProcess:
 @pytest.fixture
 def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start `bounceguard worker` subprocesses; every one is stopped at teardown."""
+    yield from _worker_factory(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_worker_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """worker_factory for workers one test module shares (stopped after its last test)."""
+    yield from _worker_factory(tmp_path_factory.mktemp("workers"))
+
+
+def _worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(settings: Settings, **env: str) -> WorkerProcess:
