@@ -157,21 +157,32 @@ def why(scope: str, view: dict[str, Any], log: list[dict[str, Any]]) -> Safe:
 
 def _evidence_row(entry: dict[str, Any], trigger: str | None) -> list[object]:
     mark = "tripped the rule" if entry.get("event_id") == trigger else "earlier"
-    return [mark, _when(entry.get("ts")), entry.get("category"), _code(entry), _message(entry)]
+    message = _message(entry, opened=True)
+    return [mark, _when(entry.get("ts")), entry.get("category"), _code(entry), message]
 
 
 def _code(entry: dict[str, Any]) -> str:
     return " ".join(str(entry[k]) for k in ("smtp_code", "enhanced_code") if entry.get(k))
 
 
-def _message(entry: dict[str, Any]) -> Safe:
+EYE = Safe(
+    '<svg aria-hidden="true" width="18" height="11" viewBox="0 0 18 11">'
+    '<ellipse cx="9" cy="5.5" rx="8" ry="4.8" fill="none" stroke="currentColor"/>'
+    '<circle cx="9" cy="5.5" r="2.2" fill="currentColor"/></svg>'
+)
+"""The eye icon seed 003 describes ("click on the icon that looks like an eye")."""
+
+
+def _message(entry: dict[str, Any], *, opened: bool = False) -> Safe:
     """The server message, collapsed behind an eye icon (seed 003); opened, it is a <pre>."""
     text = entry.get("diagnostic") or ""
     if not text:
         return Safe('<span class="muted">(no server message)</span>')
     return fmt(
-        '<details class="message"><summary aria-label="show the server message">'
-        "&#128065; show</summary><pre>{t}</pre></details>",
+        '<details class="message"{o}><summary>{eye} server message</summary><pre>{t}</pre>'
+        "</details>",
+        o=Safe(" open") if opened else Safe(""),
+        eye=EYE,
         t=text,
     )
 
@@ -234,9 +245,9 @@ def scope_section(
     """One scope: its state, the numbers against the thresholds, and why when suppressed."""
     suppressed = view.get("suppressed")
     state = (
-        Safe('<span class="bad">suppressed</span>')
+        Safe('<span class="state bad">suppressed</span>')
         if suppressed
-        else Safe('<span class="ok">active</span>')
+        else Safe('<span class="state ok">active</span>')
     )
     facts = table(
         ["state", "bounce count", "latest reason", "last delivery", "last engagement"],
@@ -261,14 +272,13 @@ def scope_section(
             s=scope,
             l=f" (list {view['list_id']})" if view.get("list_id") else "",
         ),
-        facts,
-        counters,
     ]
-    if suppressed:
+    if suppressed:  # the answer first: why, then the way back
         parts.append(why(scope, view, status.get("bounce_log", [])))
         parts.append(
             reactivate_form(status["address"], status["tenant"], scope, view.get("list_id"))
         )
+    parts += [facts, counters]
     parts.append(Safe("</section>"))
     return join(parts)
 

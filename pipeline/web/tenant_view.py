@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from pipeline.core.decode import parse_ts
 from pipeline.core.errors import InvalidInput
-from pipeline.core.models import Category
+from pipeline.core.models import Category, format_ts
 from pipeline.state import history, preview
 from pipeline.state.store import Store
 from pipeline.web import ApiError
@@ -144,7 +144,7 @@ def _sweep(tenant: str, found: list[preview.SweepCandidate], has_rule: bool) -> 
             c.reason,
             c.count,
             c.threshold,
-            c.latest_ts.isoformat(),
+            format_ts(c.latest_ts),
         ]
         for c in found
     ]

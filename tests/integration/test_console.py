@@ -25,7 +25,7 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from pipeline.config import Settings
 from tests.integration.conftest import (
@@ -205,7 +205,7 @@ def test_a_server_message_expands(console: Settings, browser: WebDriver) -> None
 
 def test_a_hostile_diagnostic_renders_as_text(console: Settings, browser: WebDriver) -> None:
     browser.get(url(console, "/ui/addresses/hostile@example.com?tenant=acme"))
-    for message in browser.find_elements(By.CSS_SELECTOR, "details.message"):
+    for message in browser.find_elements(By.CSS_SELECTOR, "#bounce-log details.message"):
         message.find_element(By.TAG_NAME, "summary").click()
     texts = [p.text for p in browser.find_elements(By.CSS_SELECTOR, "details.message pre")]
     assert HOSTILE in texts  # shown, character for character, as text
@@ -221,7 +221,7 @@ def test_reactivate_without_the_token_is_refused(console: Settings, browser: Web
     assert result
     assert "401 unauthorized" in browser.find_element(By.ID, "result").text
     browser.refresh()
-    assert browser.find_element(By.CSS_SELECTOR, "#scope-tenant .bad").text == "suppressed"
+    assert browser.find_element(By.CSS_SELECTOR, "#scope-tenant .state").text == "suppressed"
 
 
 def test_reactivate_with_the_token_adds_the_address_back(
@@ -230,8 +230,8 @@ def test_reactivate_with_the_token_adds_the_address_back(
     browser.get(url(console, "/ui/addresses/bob@example.com?tenant=acme"))
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form.reactivate button").click()
-    until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#scope-tenant .ok"))
-    assert browser.find_element(By.CSS_SELECTOR, "#scope-tenant .ok").text == "active"
+    until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#scope-tenant .state.ok"))
+    assert browser.find_element(By.CSS_SELECTOR, "#scope-tenant .state.ok").text == "active"
     assert browser.find_elements(By.CSS_SELECTOR, "form.reactivate") == []
     events = [orjson.loads(v) for v in read_topic(console.kafka, console.topics.suppressions, 4)]
     assert [e["action"] for e in events if e["address"] == "bob@example.com"] == [
@@ -273,3 +273,22 @@ def test_exports_hold_the_same_rows_as_csv_and_xlsx(console: Settings, browser: 
     assert sorted(by_address) == ["carol@example.com", "dave@example.com"]
     assert by_address["dave@example.com"][1:4] == ["'=SUM(1)", "mailbox_full", "3"]
     assert by_address["carol@example.com"][2:4] == ["bad_domain", "1"]
+
+
+def test_tenant_history_filters_by_rule_and_reason(console: Settings, browser: WebDriver) -> None:
+    browser.get(url(console, "/ui/tenants/acme"))
+    form = browser.find_element(By.ID, "filters")
+    Select(form.find_element(By.NAME, "rule")).select_by_value("immediate_hard")
+    Select(form.find_element(By.NAME, "reason")).select_by_value("user_unknown")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    until(browser, lambda b: "rule=immediate_hard" in b.current_url)
+    history = browser.find_element(By.TAG_NAME, "main").text
+    for address in ("jane@example.com", "hostile@example.com", "bob@example.com"):
+        assert address in history
+    assert "suppressed" in history
+    Select(browser.find_element(By.NAME, "rule")).select_by_value("consecutive_soft")
+    browser.find_element(By.CSS_SELECTOR, "#filters button").click()
+    until(
+        browser,
+        lambda b: "Suppressions over time: none." in b.find_element(By.TAG_NAME, "main").text,
+    )
