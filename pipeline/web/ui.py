@@ -43,21 +43,8 @@ from pipeline.web.html import Safe, csp, fmt, nonce, page
 
 log = logging.getLogger(__name__)
 
-UNLOCK_JS = """
-document.getElementById("unlock").addEventListener("submit", async function (event) {
-  event.preventDefault();
-  var token = document.getElementById("token").value;
-  var resp = await fetch(location.href, {headers: {"Authorization": "Bearer " + token}});
-  if (resp.status === 401) {
-    document.getElementById("result").textContent = "Wrong token.";
-    return;
-  }
-  var html = await resp.text();
-  document.open(); document.write(html); document.close();
-});
-"""
 
-Render = Callable[[], Awaitable[tuple[str, Safe, str]]]
+Render = Callable[[], Awaitable[tuple[str, Safe]]]
 
 
 def attach(runtime: Runtime, settings: Settings) -> None:
@@ -66,8 +53,8 @@ def attach(runtime: Runtime, settings: Settings) -> None:
 
     @app.page("/ui/")  # type: ignore[untyped-decorator]
     async def home(web: Any, request: Any) -> Any:
-        async def render() -> tuple[str, Safe, str]:
-            return "Search", console.search_page(), ""
+        async def render() -> tuple[str, Safe]:
+            return "Search", console.search_page()
 
         return await respond(web, settings, request, render)
 
@@ -77,16 +64,16 @@ def attach(runtime: Runtime, settings: Settings) -> None:
 
     @app.page("/ui/addresses/{address}")  # type: ignore[untyped-decorator]
     async def address_page(web: Any, request: Any, address: str) -> Any:
-        async def render() -> tuple[str, Safe, str]:
+        async def render() -> tuple[str, Safe]:
             return await render_address(runtime, request, address)
 
         return await respond(web, settings, request, render)
 
     @app.page("/ui/tenants/{tenant}")  # type: ignore[untyped-decorator]
     async def tenant_page(web: Any, request: Any, tenant: str) -> Any:
-        async def render() -> tuple[str, Safe, str]:
+        async def render() -> tuple[str, Safe]:
             body = await tenant_view.render(runtime.store, tenant_of(tenant), request.query)
-            return f"Tenant {tenant}", body, ""
+            return f"Tenant {tenant}", body
 
         return await respond(web, settings, request, render)
 
@@ -95,15 +82,15 @@ def attach(runtime: Runtime, settings: Settings) -> None:
         return await export_answer(web, runtime, settings, request, raw=tenant, kind=fmt)
 
 
-async def render_address(runtime: Runtime, request: Any, raw: str) -> tuple[str, Safe, str]:
-    """(title, body, script) of an address page."""
+async def render_address(runtime: Runtime, request: Any, raw: str) -> tuple[str, Safe]:
+    """(title, body) of an address page."""
     address = address_of(raw)
     tenant = tenant_of(request.query.get("tenant"))
     list_id = list_of(request.query.get("list"))
     status = await queries.status(runtime.store, address, tenant, list_id)
     policy = runtime.store.book.for_tenant(tenant)
     body = console.address_page(status, policy, datetime.now(UTC))
-    return address, body, console.REACTIVATE_JS
+    return address, body
 
 
 async def respond(web: Any, settings: Settings, request: Any, render: Render) -> Any:
@@ -112,18 +99,18 @@ async def respond(web: Any, settings: Settings, request: Any, render: Render) ->
     headers = {"Content-Security-Policy": csp(script_nonce), "Cache-Control": "no-store"}
     try:
         check_read(settings, request)
-        title, body, script = await render()
+        title, body = await render()
         status = 200
     except ApiError as exc:
-        title, body, script, status = _error_page(exc)
+        title, body, status = _error_page(exc)
     except Transient:
         down = ApiError(503, "redis_unreachable", "state store unreachable; retry")
-        title, body, script, status = _error_page(down)
-    html = page(title, body, script_nonce, script)
+        title, body, status = _error_page(down)
+    html = page(title, body, script_nonce, console.PAGE_JS)
     return web.html(str(html), status=status, headers=headers)
 
 
-def _error_page(exc: ApiError) -> tuple[str, Safe, str, int]:
+def _error_page(exc: ApiError) -> tuple[str, Safe, int]:
     if exc.status == 401:
         body = fmt(
             "<h1>Token needed</h1><p>{d}</p>"
@@ -132,9 +119,9 @@ def _error_page(exc: ApiError) -> tuple[str, Safe, str, int]:
             '<button type="submit">Open</button></form><p id="result" role="status"></p>',
             d=exc.detail,
         )
-        return "Token needed", body, UNLOCK_JS, 401
+        return "Token needed", body, 401
     body = fmt('<h1>{r}</h1><p class="bad" role="alert">{d}</p>', r=exc.reason, d=exc.detail)
-    return exc.reason, body, "", exc.status
+    return exc.reason, body, exc.status
 
 
 def search_redirect(web: Any, request: Any) -> Any:

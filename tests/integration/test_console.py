@@ -292,3 +292,37 @@ def test_tenant_history_filters_by_rule_and_reason(console: Settings, browser: W
         browser,
         lambda b: "Suppressions over time: none." in b.find_element(By.TAG_NAME, "main").text,
     )
+
+
+def test_off_loopback_pages_need_the_token_typed_in(
+    kafka_broker: str,
+    redis_server: str,
+    worker_factory: Callable[..., WorkerProcess],
+    producer: KafkaProducer,
+    browser: WebDriver,
+) -> None:
+    """Bound to 127.0.0.2 (not the loopback address the read rule trusts, yet still local to
+    this machine): the page answers 401 with a token field until the typed token unlocks it,
+    and the unlocked page can reactivate without typing it again."""
+    settings = isolated_settings(kafka_broker, redis_server, app="console", web_bind="127.0.0.2")
+    env = {"BOUNCEGUARD_API_TOKEN": TOKEN, "BOUNCEGUARD_WEB_BIND": "127.0.0.2"}
+    worker_factory(settings, **env)
+    send(
+        producer, settings.topics.attempts, attempt("locked@example.com"), key="locked@example.com"
+    )
+    read_topic(settings.kafka, settings.topics.suppressions, 1)
+    browser.get(f"http://127.0.0.2:{settings.web_port}/ui/addresses/locked@example.com?tenant=acme")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Token needed"
+    assert "locked@example.com" not in browser.find_element(By.TAG_NAME, "main").text
+    browser.find_element(By.ID, "token").send_keys("wrong")
+    browser.find_element(By.CSS_SELECTOR, "#unlock button").click()
+    until(browser, lambda b: b.find_element(By.ID, "result").text == "Wrong token.")
+    field = browser.find_element(By.ID, "token")
+    field.clear()
+    field.send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#unlock button").click()
+    until(browser, lambda b: b.find_element(By.TAG_NAME, "h1").text == "locked@example.com")
+    assert "immediate_hard" in browser.find_element(By.ID, "scope-tenant").text
+    browser.find_element(By.CSS_SELECTOR, "form.reactivate button").click()
+    until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#scope-tenant .state.ok"))
+    assert browser.find_element(By.ID, "result").text == "Reactivated."

@@ -197,8 +197,8 @@ class _Request:
 def test_pages_need_the_token_off_loopback(headers: dict[str, str], status: int) -> None:
     settings = Settings.from_env({}, web_bind="0.0.0.0", api_token="t0ken")
 
-    async def render() -> tuple[str, Safe, str]:
-        return "t", Safe("<p>secret</p>"), ""
+    async def render() -> tuple[str, Safe]:
+        return "t", Safe("<p>secret</p>")
 
     answer = asyncio.run(ui.respond(_Web(), settings, _Request(headers), render))
     assert answer[0] == status
