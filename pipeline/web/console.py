@@ -17,9 +17,11 @@ from pipeline.core.policies import Policy, Rule, RuleKind
 from pipeline.web.html import Safe, fmt, join, table
 
 PAGE_JS = """
+var typedToken = null;
 async function show(token) {
   var resp = await fetch(location.href, {headers: {"Authorization": "Bearer " + token}});
   if (resp.status === 401) { return false; }
+  typedToken = token;
   // Scripts in the fetched markup never run: this one is the same on every page, so it
   // wires the new body itself.
   var fetched = new DOMParser().parseFromString(await resp.text(), "text/html");
@@ -48,11 +50,30 @@ async function reactivate(form) {
       : "Refused (" + resp.status + " " + answer.error + "): " + answer.detail;
   } catch (err) { out.textContent = "Request failed: " + err; }
 }
+async function download(link) {
+  var resp = await fetch(link.href, {headers: {"Authorization": "Bearer " + typedToken}});
+  if (!resp.ok) { return; }
+  var url = URL.createObjectURL(await resp.blob());
+  var save = document.createElement("a");
+  save.href = url;
+  save.download = link.dataset.name;
+  document.body.appendChild(save);
+  save.click();
+  save.remove();
+}
 function wire() {
   document.querySelectorAll("form.reactivate").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       reactivate(form);
+    });
+  });
+  document.querySelectorAll("a.export").forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      if (typedToken !== null) {  // unlocked off loopback: the download needs the header too
+        event.preventDefault();
+        download(link);
+      }
     });
   });
   var unlock = document.getElementById("unlock");
@@ -69,8 +90,8 @@ wire();
 """
 """The one script of every console page: the reactivate buttons send the API's POST with the
 token typed into the page as a header; a page refused for want of the token (off loopback)
-fetches itself again with it. After either, the page's body is replaced by the fetched one
-(a reload would not carry the token)."""
+fetches itself again with it, and its export links then download with it. After either, the
+page's body is replaced by the fetched one (a reload would not carry the token)."""
 
 
 def address_url(address: str, tenant: str, list_id: str | None = None) -> str:
@@ -182,7 +203,7 @@ def why(scope: str, view: dict[str, Any], log: list[dict[str, Any]]) -> Safe:
         for e in log
         if _entry_scope_match(e, scope, view.get("list_id")) and (e.get("ts") or "") <= cutoff
     ]
-    earlier.sort(key=lambda e: (e.get("event_id") != trigger, e.get("ts") or ""), reverse=False)
+    earlier.sort(key=lambda e: (e.get("event_id") != trigger, e.get("ts") or ""))
     if not earlier:
         note = "No server message in the bounce log (e.g. a complaint or a sweep)."
         return join([head, fmt('<p class="muted">{n} Trigger: {t}</p>', n=note, t=trigger)])

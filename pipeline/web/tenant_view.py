@@ -107,7 +107,7 @@ def _history_table(tenant: str, items: list[dict[str, Any]]) -> Safe:
                 e.get("list_id") or "-",
                 e.get("rule"),
                 e.get("reason") or "-",
-                f"{e.get('count')} / {e.get('threshold')}",
+                f"{e['count']} / {e.get('threshold')}" if e.get("count") else "-",
                 e.get("tag") or "-",
             ]
         )
@@ -160,8 +160,10 @@ async def render(store: Store, tenant: str, query: Any) -> Safe:
     found = await preview.sweep_preview(store, tenant, datetime.now(UTC))
     t = quote(tenant, safe="")
     exports = fmt(
-        '<p><a id="export-csv" href="/ui/tenants/{t}/bounced.csv">CSV</a> · '
-        '<a id="export-xlsx" href="/ui/tenants/{t}/bounced.xlsx">XLSX</a></p>',
+        '<p><a id="export-csv" class="export" href="/ui/tenants/{t}/bounced.csv" '
+        'data-name="bounced-{t}.csv">CSV</a> · '
+        '<a id="export-xlsx" class="export" href="/ui/tenants/{t}/bounced.xlsx" '
+        'data-name="bounced-{t}.xlsx">XLSX</a></p>',
         t=t,
     )
     return join(

@@ -77,9 +77,9 @@ def attach(runtime: Runtime, settings: Settings) -> None:
 
         return await respond(web, settings, request, render)
 
-    @app.page("/ui/tenants/{tenant}/bounced.{fmt}")  # type: ignore[untyped-decorator]
-    async def export(web: Any, request: Any, tenant: str, fmt: str) -> Any:
-        return await export_answer(web, runtime, settings, request, raw=tenant, kind=fmt)
+    @app.page("/ui/tenants/{tenant}/bounced.{kind}")  # type: ignore[untyped-decorator]
+    async def export(web: Any, request: Any, tenant: str, kind: str) -> Any:
+        return await export_answer(web, runtime, settings, request, raw=tenant, kind=kind)
 
 
 async def render_address(runtime: Runtime, request: Any, raw: str) -> tuple[str, Safe]:

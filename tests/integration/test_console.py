@@ -21,13 +21,14 @@ import pytest
 from kafka import KafkaProducer
 from openpyxl import load_workbook
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from pipeline.config import Settings
+from pipeline.web import exports
 from tests.integration.conftest import (
     ROOT,
     WorkerProcess,
@@ -154,7 +155,9 @@ def until(browser: WebDriver, cond: Callable[[WebDriver], Any]) -> Any:
     """Wait (up to 20 s) for `cond` to hold in the browser; fail the test with the page's
     address and text otherwise."""
     try:
-        return WebDriverWait(browser, 20, poll_frequency=0.1).until(cond)
+        # the page swaps its body in place (PAGE_JS): an element read during the swap is stale
+        wait = WebDriverWait(browser, 20, 0.1, ignored_exceptions=[StaleElementReferenceException])
+        return wait.until(cond)
     except TimeoutException:
         body = browser.find_element(By.TAG_NAME, "body").text
         pytest.fail(f"not met in the page {browser.current_url}:\n{body[:3000]}")
@@ -326,3 +329,10 @@ def test_off_loopback_pages_need_the_token_typed_in(
     browser.find_element(By.CSS_SELECTOR, "form.reactivate button").click()
     until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#scope-tenant .state.ok"))
     assert browser.find_element(By.ID, "result").text == "Reactivated."
+    browser.get(f"http://127.0.0.2:{settings.web_port}/ui/tenants/acme")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Token needed"
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#unlock button").click()
+    until(browser, lambda b: b.find_element(By.TAG_NAME, "h1").text == "Tenant acme")
+    rows = list(csv.reader(io.StringIO(download(browser, "export-csv", ".csv").decode())))
+    assert rows == [list(exports.COLUMNS)]  # the reactivation reset the only bounce count

@@ -11,7 +11,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 from openpyxl import load_workbook
 
@@ -212,4 +211,3 @@ def test_the_search_redirects_to_the_address_page() -> None:
     status, _, headers = ui.search_redirect(_Web(), request)
     assert status == 302
     assert headers["Location"] == "/ui/addresses/Jane@Example.com?tenant=acme&list=a+b"
-    assert orjson.dumps(headers)  # plain strings only
