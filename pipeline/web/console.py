@@ -374,6 +374,7 @@ def address_page(status: dict[str, Any], policy: Policy, now: datetime) -> Safe:
     return join(
         [
             header,
+            list_links(status),
             token,
             *sections,
             Safe("<h2>Bounce log</h2>"),
@@ -381,6 +382,30 @@ def address_page(status: dict[str, Any], policy: Policy, now: datetime) -> Safe:
             Safe("<h2>Delivered records</h2>"),
             delivered_log(status.get("delivered_log", []), policy),
         ]
+    )
+
+
+def list_links(status: dict[str, Any]) -> Safe:
+    """Under a list-scoped policy: which list the page shows, and links to the other lists
+    the bounce log names (a list scope's state is per list)."""
+    if "list" not in status.get("scopes", {}):
+        return Safe("")
+    shown = status["scopes"]["list"].get("list_id")
+    names = sorted({str(e["list_id"]) for e in status.get("bounce_log", []) if e.get("list_id")})
+    links = [
+        fmt("<strong>{n}</strong>", n=n)
+        if n == shown
+        else fmt(
+            '<a href="{u}">{n}</a>', u=address_url(status["address"], status["tenant"], n), n=n
+        )
+        for n in names
+    ]
+    where = fmt("list {n}", n=shown) if shown else Safe("mail sent without a list")
+    others = join(links, " · ") if links else Safe("none")
+    return fmt(
+        "<p>This policy keeps state per list; shown: {w}. Lists in the bounce log: {o}.</p>",
+        w=where,
+        o=others,
     )
 
 

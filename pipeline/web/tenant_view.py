@@ -112,7 +112,17 @@ def _history_table(tenant: str, items: list[dict[str, Any]]) -> Safe:
             ]
         )
     head = ["time", "action", "address", "scope", "list", "rule", "reason", "count", "tag"]
-    return table(head, rows, "Suppressions over time")
+    return join([_per_day(items), table(head, rows, "Suppressions over time")])
+
+
+def _per_day(items: list[dict[str, Any]]) -> Safe:
+    """Events of this page per day and action: the shape over time at a glance."""
+    days: dict[tuple[str, str], int] = {}
+    for e in items:
+        key = (str(e.get("ts", ""))[:10], str(e.get("action")))
+        days[key] = days.get(key, 0) + 1
+    rows = [[day, action, n] for (day, action), n in sorted(days.items())]
+    return table(["day", "action", "events"], rows, "This page per day") if rows else Safe("")
 
 
 def _next_link(tenant: str, query: Any, cursor: tuple[str, str] | None) -> Safe:

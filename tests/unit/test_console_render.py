@@ -17,10 +17,10 @@ from openpyxl import load_workbook
 from pipeline.config import Settings
 from pipeline.core.policies import load_preset
 from pipeline.state import keys
-from pipeline.state.preview import judge
+from pipeline.state.preview import StateCounts, SweepCandidate, judge
 from pipeline.state.queries import BouncedContact
-from pipeline.web import console, exports, ui
-from pipeline.web.html import Safe, csp, esc, fmt, page, table
+from pipeline.web import console, exports, tenant_view, ui
+from pipeline.web.html import Safe, csp, esc, fmt, join, page, table
 
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -211,3 +211,37 @@ def test_the_search_redirects_to_the_address_page() -> None:
     status, _, headers = ui.search_redirect(_Web(), request)
     assert status == 302
     assert headers["Location"] == "/ui/addresses/Jane@Example.com?tenant=acme&list=a+b"
+
+
+def test_the_tenant_page_pieces_escape_what_the_history_holds() -> None:
+    event = {
+        "ts": "2026-03-02T09:00:00Z",
+        "action": "suppressed",
+        "address": "a@example.com",
+        "list_id": HOSTILE,
+        "rule": HOSTILE,
+        "reason": "user_unknown",
+        "count": 1,
+        "threshold": 1,
+        "tag": HOSTILE,
+    }
+    body = join(
+        [
+            tenant_view._history_table("acme", [event]),
+            tenant_view._counts(StateCounts(1, {HOSTILE: 2})),
+            tenant_view._sweep(
+                "acme", [SweepCandidate("a@example.com", HOSTILE, "x", 1, 1, NOW)], True
+            ),
+        ]
+    )
+    assert "<script" not in body
+    assert "<img" not in body
+    assert "2026-03-02" in body  # the per-day summary
+
+
+def test_a_list_scoped_page_links_the_lists_of_the_bounce_log() -> None:
+    doc = status_doc(list_id="news")
+    doc["scopes"] = {"list": {**doc["scopes"]["tenant"], "list_id": None}}
+    links = console.list_links(doc)
+    assert "mail sent without a list" in links
+    assert 'href="/ui/addresses/jane@example.com?tenant=acme&amp;list=news"' in links
