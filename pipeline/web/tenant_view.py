@@ -23,7 +23,8 @@ from pipeline.web.console import address_url
 from pipeline.web.html import Safe, fmt, join, table
 
 PAGE = 50
-"""Matching history events per page."""
+"""Matching history events per page, unless the query's `limit` (1..MAX_PAGE) says otherwise."""
+MAX_PAGE = 500
 _FETCH = 200
 
 
@@ -44,8 +45,9 @@ def _time(value: str | None, name: str, end_of_day: bool = False) -> datetime | 
 async def history_page(
     store: Store, tenant: str, query: Any
 ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
-    """Up to PAGE events of the tenant's history matching the query's filters, and the cursor
-    (ts, event id) of the next page, or None at the end."""
+    """Up to `limit` (PAGE) events of the tenant's history matching the query's filters, and
+    the cursor (ts, event id) of the next page, or None at the end."""
+    size = _limit(query.get("limit"))
     start = _time(query.get("from"), "from") or _time(query.get("since"), "since")
     until = _time(query.get("until"), "until", end_of_day=True)
     after = query.get("after") if query.get("from") else None
@@ -61,10 +63,19 @@ async def history_page(
                 rule is None or item.get("rule") == rule
             ):
                 found.append(item)
-                if len(found) == PAGE:
+                if len(found) == size:
                     return found, (item["ts"], item["event_id"])
         if page.next_since_ms is None:
             return found, None
+
+
+def _limit(value: str | None) -> int:
+    """The page size a query asks for; ApiError 400 when not a number in 1..MAX_PAGE."""
+    if not value:
+        return PAGE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise ApiError(400, "wrong_type", f"limit must be 1..{MAX_PAGE}")
+    return int(value)
 
 
 def _filters(tenant: str, query: Any, rules: list[str]) -> Safe:
@@ -112,7 +123,8 @@ def _history_table(tenant: str, items: list[dict[str, Any]]) -> Safe:
             ]
         )
     head = ["time", "action", "address", "scope", "list", "rule", "reason", "count", "tag"]
-    return join([_per_day(items), table(head, rows, "Suppressions over time")])
+    history = fmt('<div id="history">{t}</div>', t=table(head, rows, "Suppressions over time"))
+    return join([_per_day(items), history])
 
 
 def _per_day(items: list[dict[str, Any]]) -> Safe:
@@ -128,7 +140,8 @@ def _per_day(items: list[dict[str, Any]]) -> Safe:
 def _next_link(tenant: str, query: Any, cursor: tuple[str, str] | None) -> Safe:
     if cursor is None:
         return Safe('<p class="muted">End of the history.</p>')
-    keep = {k: query.get(k) for k in ("reason", "rule", "since", "until") if query.get(k)}
+    names = ("reason", "rule", "since", "until", "limit")
+    keep = {k: query.get(k) for k in names if query.get(k)}
     params = urlencode({**keep, "from": cursor[0], "after": cursor[1]})
     return fmt(
         '<p><a id="next" href="/ui/tenants/{t}?{q}">Next page</a></p>',

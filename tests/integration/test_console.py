@@ -25,6 +25,7 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from pipeline.config import Settings
@@ -366,3 +367,18 @@ def test_the_worker_log_names_no_address(console_worker: WorkerProcess, browser:
     assert "export tenant=shop format=csv" in log  # the log is the one the handlers write
     for event in feed():
         assert event["recipient"] not in log, console_worker.tail()
+
+
+def test_tenant_history_pages_one_event_at_a_time(console: Settings, browser: WebDriver) -> None:
+    browser.get(url(console, "/ui/tenants/acme?rule=immediate_hard&limit=1"))
+    seen = []
+    while True:
+        rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
+        seen += [row.find_elements(By.TAG_NAME, "td")[2].text for row in rows]
+        following = browser.find_elements(By.ID, "next")
+        if not following:
+            break
+        following[0].click()
+        until(browser, staleness_of(following[0]))  # the next page has replaced this one
+    # every suppression once, in history order; bob's reactivation is another rule
+    assert sorted(seen) == ["bob@example.com", "hostile@example.com", "jane@example.com"]
