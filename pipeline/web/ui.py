@@ -1,6 +1,6 @@
 """The operator console: server-rendered pages on the worker's web server.
 
-  GET /ui/                                     search form (address, tenant, list)
+  GET /ui/ (and /ui, redirected)               search form (address, tenant, list)
   GET /ui/search?address=&tenant=&list=        redirect to the address (or tenant) page
   GET /ui/addresses/{address}?tenant=&list=    why an address is suppressed, its counters,
                                                its bounce log (server messages expandable),
@@ -57,6 +57,10 @@ def attach(runtime: Runtime, settings: Settings) -> None:
             return "Search", console.search_page()
 
         return await respond(web, settings, request, render)
+
+    @app.page("/ui")  # type: ignore[untyped-decorator]
+    async def bare(web: Any, request: Any) -> Any:
+        return web.html("", status=302, headers={"Location": "/ui/"})
 
     @app.page("/ui/search")  # type: ignore[untyped-decorator]
     async def search(web: Any, request: Any) -> Any:

@@ -171,8 +171,9 @@ def until(browser: WebDriver, cond: Callable[[WebDriver], Any]) -> Any:
 
 
 def open_address(browser: WebDriver, settings: Settings, address: str, tenant: str) -> None:
-    """Search `address` of `tenant` with the form at /ui/ and wait for its page."""
-    browser.get(url(settings, "/ui/"))
+    """Search `address` of `tenant` with the form at /ui (redirected to /ui/) and wait for
+    its page."""
+    browser.get(url(settings, "/ui"))
     form = browser.find_element(By.ID, "search")
     form.find_element(By.NAME, "address").send_keys(address)
     tenant_box = form.find_element(By.NAME, "tenant")
