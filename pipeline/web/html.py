@@ -1,4 +1,5 @@
-"""HTML building blocks for the operator console: escaping by default, one page frame.
+"""HTML building blocks for the operator console: escaping by default, one page frame and
+its one script.
 
 Every value interpolated into markup goes through `fmt`, which escapes it unless it is
 already `Safe` (markup built by these helpers). Templates are literals of this package;
@@ -25,6 +26,84 @@ pre{white-space:pre-wrap;word-break:break-word;margin:.3rem 0;max-width:50rem}
 form.inline{display:inline}label{margin-right:.6rem}input,select,button{font:inherit}
 #result{font-weight:600}.muted{color:#555}
 """
+
+
+PAGE_JS = """
+var typedToken = null;
+async function show(token) {
+  var resp = await fetch(location.href, {headers: {"Authorization": "Bearer " + token}});
+  if (resp.status === 401) { return false; }
+  typedToken = token;
+  // Scripts in the fetched markup never run: this one is the same on every page, so it
+  // wires the new body itself.
+  var fetched = new DOMParser().parseFromString(await resp.text(), "text/html");
+  document.title = fetched.title;
+  document.body.replaceWith(document.adoptNode(fetched.body));
+  var field = document.getElementById("token");
+  if (field) { field.value = token; }
+  wire();
+  return true;
+}
+async function reactivate(form) {
+  var out = document.getElementById("result");
+  var token = document.getElementById("token").value;
+  out.textContent = "Sending...";
+  var body = {tenant: form.dataset.tenant, scope: form.dataset.scope};
+  if (form.dataset.list) { body.list_id = form.dataset.list; }
+  try {
+    var resp = await fetch(form.action, {method: "POST", body: JSON.stringify(body),
+      headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"}});
+    var answer = await resp.json();
+    if (resp.ok && answer.reactivated && await show(token)) {
+      document.getElementById("result").textContent = "Reactivated.";
+      return;
+    }
+    out.textContent = resp.ok ? "Not reactivated: " + (answer.detail || "")
+      : "Refused (" + resp.status + " " + answer.error + "): " + answer.detail;
+  } catch (err) { out.textContent = "Request failed: " + err; }
+}
+async function download(link) {
+  var resp = await fetch(link.href, {headers: {"Authorization": "Bearer " + typedToken}});
+  if (!resp.ok) { return; }
+  var url = URL.createObjectURL(await resp.blob());
+  var save = document.createElement("a");
+  save.href = url;
+  save.download = link.dataset.name;
+  document.body.appendChild(save);
+  save.click();
+  save.remove();
+}
+function wire() {
+  document.querySelectorAll("form.reactivate").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      reactivate(form);
+    });
+  });
+  document.querySelectorAll("a.export").forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      if (typedToken !== null) {  // unlocked off loopback: the download needs the header too
+        event.preventDefault();
+        download(link);
+      }
+    });
+  });
+  var unlock = document.getElementById("unlock");
+  if (unlock) {
+    unlock.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      if (!await show(document.getElementById("token").value)) {
+        document.getElementById("result").textContent = "Wrong token.";
+      }
+    });
+  }
+}
+wire();
+"""
+"""The one script of every console page: the reactivate buttons send the API's POST with the
+token typed into the page as a header; a page refused for want of the token (off loopback)
+fetches itself again with it, and its export links then download with it. After either, the
+page's body is replaced by the fetched one (a reload would not carry the token)."""
 
 
 class Safe(str):

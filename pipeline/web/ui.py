@@ -39,7 +39,7 @@ from pipeline.web import (
     tenant_of,
     tenant_view,
 )
-from pipeline.web.html import Safe, csp, fmt, nonce, page
+from pipeline.web.html import PAGE_JS, Safe, csp, fmt, nonce, page
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ async def respond(web: Any, settings: Settings, request: Any, render: Render) ->
     except Transient:
         down = ApiError(503, "redis_unreachable", "state store unreachable; retry")
         title, body, status = _error_page(down)
-    html = page(title, body, script_nonce, console.PAGE_JS)
+    html = page(title, body, script_nonce, PAGE_JS)
     return web.html(str(html), status=status, headers=headers)
 
 
