@@ -87,6 +87,10 @@ def attach(runtime: Runtime, settings: Settings) -> None:
     async def suppressions(web: Any, request: Any) -> Any:
         return await answer(web, lambda: suppression_page(runtime, settings, request))
 
+    from pipeline.web import ui  # noqa: PLC0415 - ui imports this module
+
+    ui.attach(runtime, settings)
+
 
 async def answer(web: Any, handler: Any) -> Any:
     """Run `handler` and turn its result into JSON, or its ApiError/Transient into an error."""
