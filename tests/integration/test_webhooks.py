@@ -139,6 +139,21 @@ def test_each_providers_authenticated_sample_ends_in_its_suppressions(
         assert rule in orjson.dumps(status).decode(), (address, status)
 
 
+def test_a_signed_sns_subscription_confirmation_is_logged_for_the_operator(
+    settings: Settings, webhook_worker: WorkerProcess
+) -> None:
+    """Nothing is fetched at run time: the worker answers 200 and logs the SubscribeURL."""
+    doc = SNS.sign(orjson.loads(sample("sns-subscription-confirmation.json")))
+    status, answer = post(settings, "ses", orjson.dumps(doc))
+    assert (status, answer["subscription"], answer["topic"]) == (
+        200,
+        "SubscriptionConfirmation",
+        TOPIC_ARN,
+    )
+    assert answer["subscribe_url"] == doc["SubscribeURL"]
+    wait_for(lambda: "confirm it once by opening SubscribeURL" in webhook_worker.tail(), 10)
+
+
 def _status(settings: Settings, address: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{settings.web_port}/v1/addresses/{address}?tenant=acme"
     with urllib.request.urlopen(url, timeout=10) as resp:

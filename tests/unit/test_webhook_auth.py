@@ -197,3 +197,10 @@ def test_sns_canonical_string_is_sorted_name_newline_value() -> None:
         b"Message\nx\nMessageId\nm\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n"
     )
     assert base64.b64decode(SNS.sign(message)["Signature"])  # signs without a Subject
+
+
+def test_sns_documented_notification_verifies_once_signed() -> None:
+    """The documented example's own fields (with a Subject) sign and verify as SNS's do."""
+    doc = orjson.loads(sample("sns-notification.json"))
+    webhook_auth.verify_sns(_keys(), [TOPIC_ARN], SNS.sign(doc, "2"))
+    assert doc["TopicArn"] == TOPIC_ARN
