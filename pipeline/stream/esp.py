@@ -3,7 +3,7 @@ complaints/unsubscribes (`feedback.events`).
 
 Responsibilities:
 - map each message, one authenticated webhook body as the provider posted it (the web layer,
-  pipeline.web.webhooks, put it there; its Kafka key is the provider name), with the pure
+  pipeline.web.webhooks, put it there; its Kafka key is `<provider>:<hash>`), with the pure
   mapper `pipeline.core.esp.parse_esp`;
 - produce the attempts as the normalize agent does (NormalizeBatch's body: arrays per
   partition keyed by recipient), and each feedback event as one JSON message keyed by its
@@ -50,7 +50,8 @@ class EspBatch(NormalizeBatch):
         key that names no provider, else parse_esp's reason."""
         raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
         check_not_empty(raw)
-        provider = event.key.decode("ascii", errors="replace") if event.key else ""
+        key = event.key.decode("ascii", errors="replace") if event.key else ""
+        provider = key.partition(":")[0]  # "<provider>:<hash of the body>" (web.webhooks)
         return parse_esp(provider, raw, tenant=self.default_tenant)
 
     async def _produce(self, attempts: Sequence[Attempt]) -> None:

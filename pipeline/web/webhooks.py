@@ -5,11 +5,12 @@
 Each request is (1) checked for size (413 over BOUNCEGUARD_WEBHOOK_MAX_BYTES), (2)
 authenticated by its provider's scheme (pipeline.core.webhook_auth; 401 and nothing written
 when it fails or the provider has no credentials configured), (3) written whole, byte for
-byte, to `esp.events.raw` keyed by the provider name, and (4) answered 200 only once the
-broker acked that write: Kafka down or slow past BOUNCEGUARD_WEBHOOK_TIMEOUT answers 503, so
-the provider retries (a write acked after the 503 is mapped twice to the same event ids and
-counts once). Mapping the body is the ESP agent's job (pipeline.stream.esp), so a payload this
-code does not understand is a dead letter to replay, never a lost request.
+byte, to `esp.events.raw` keyed by `<provider>:<16 hex of the body's SHA-256>`, and (4)
+answered 200 only once the broker acked that write: Kafka down or slow past
+BOUNCEGUARD_WEBHOOK_TIMEOUT answers 503, so the provider retries (a write acked after the
+503 is mapped twice to the same event ids and counts once). Mapping the body is the ESP
+agent's job (pipeline.stream.esp), so a payload this code does not understand is a dead
+letter to replay, never a lost request.
 
 SNS subscription confirmations: nothing is fetched at run time, so the worker cannot confirm a
 subscription itself. A signed SubscriptionConfirmation is written to the topic like any
@@ -21,6 +22,7 @@ message (a record of it), logged at WARNING with its topic and SubscribeURL, and
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,8 +188,12 @@ async def _write(runtime: Runtime, settings: Settings, provider: str, body: byte
     """Produce `body` to esp.events.raw and wait for the broker's ack; ApiError 503 when it
     does not come within the timeout or the producer fails."""
 
+    # The provider names how to read the body; the hash spreads one provider's webhooks over
+    # every partition, and puts a provider's retry of a body behind its first copy.
+    key = f"{provider}:{hashlib.sha256(body).hexdigest()[:16]}".encode()
+
     async def send() -> None:
-        future = await runtime.topics.esp.send(key=provider.encode(), value=body)
+        future = await runtime.topics.esp.send(key=key, value=body)
         await future
 
     try:

@@ -65,7 +65,7 @@ def sample(name: str) -> bytes:
 
 
 def test_attempts_and_complaints_go_to_their_topics() -> None:
-    topics = run((b"sparkpost", sample("sparkpost-events.json")))
+    topics = run((b"sparkpost:0123456789abcdef", sample("sparkpost-events.json")))
     [bounce] = [a for value in topics.attempts.sent for a in orjson.loads(value)]
     assert (bounce["event_id"], bounce["tenant"]) == ("sparkpost:bounce:92356927693813856", "acme")
     assert bounce["smtp_phase"] == "esp:sparkpost:1"
