@@ -262,3 +262,20 @@ async def timed(histogram: Histogram, step: Awaitable[T]) -> T:
         return await step
     finally:
         histogram.observe(time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- ESP webhooks (issue 11)
+# Counter: webhook requests by provider and answer (accepted, unauthorized, too_large,
+# kafka_unavailable, subscription, bad_request); the provider list is fixed, no addresses.
+WEBHOOK_REQUESTS = Counter(
+    "bounceguard_webhook_requests_total", "ESP webhook requests", ["provider", "result"]
+)
+# Counter: esp.events.raw messages read by the ESP agent, by result (attempts, skipped,
+# dead_letter), as RAW_MAILS is for bounce mails.
+RAW_ESP_EVENTS = Counter(
+    "bounceguard_raw_esp_events_total", "Raw ESP webhook bodies read", ["result"]
+)
+# Counter: attempts and feedback events the ESP agent produced.
+ESP_EVENTS_PRODUCED = Counter(
+    "bounceguard_esp_events_produced_total", "Attempts and feedback produced from ESP webhooks"
+)

@@ -34,6 +34,7 @@ from pipeline.core.models import Scope, check_tenant
 from pipeline.core.plan import Outcome
 from pipeline.state import history, queries
 from pipeline.stream.app import Runtime
+from pipeline.web import webhooks
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 1000
@@ -90,6 +91,7 @@ def attach(runtime: Runtime, settings: Settings) -> None:
     from pipeline.web import ui  # noqa: PLC0415 - ui imports this module
 
     ui.attach(runtime, settings)
+    webhooks.attach(runtime, settings)
 
 
 async def answer(web: Any, handler: Any) -> Any:
