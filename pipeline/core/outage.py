@@ -76,11 +76,11 @@ def _batch_counts(
     calls: Sequence[Sequence[Event]],
     verdicts: Mapping[int, Classification | None],
     book: PolicyBook,
-) -> tuple[dict[str, Any], dict[tuple[str, str], int]]:
-    """The batch's attempts and hard bounces per group and minute, and the latest event time
-    per (group, guard numbers) of the tenants that are guarded."""
+) -> tuple[dict[str, Any], dict[tuple[str, str], list[int]]]:
+    """The batch's attempts and hard bounces per group and minute, and the minutes (ascending)
+    per (group, guard numbers) that guarded tenants have events in."""
     counts: dict[str, _Counts] = {}
-    latest: dict[tuple[str, str], int] = {}
+    minutes: dict[tuple[str, str], set[int]] = {}
     for event in (e for events in calls for e in events):
         if not isinstance(event, Attempt):
             continue
@@ -92,8 +92,9 @@ def _batch_counts(
             c.h.setdefault(ms // MINUTE_MS, []).append(identity)
         guard = event_guard(book, event, group)
         if guard is not None:
-            latest[guard] = max(latest.get(guard, ms), ms)
-    return {g: {"a": c.a, "h": c.h} for g, c in counts.items()}, latest
+            minutes.setdefault(guard, set()).add(ms // MINUTE_MS)
+    wire = {g: {"a": c.a, "h": c.h} for g, c in counts.items()}
+    return wire, {key: sorted(m) for key, m in minutes.items()}
 
 
 def event_guard(book: PolicyBook, event: Attempt, group: str) -> tuple[str, str] | None:
@@ -120,14 +121,14 @@ def guard_args(
     events, numbered from 1 as the apply function numbers them; `verdicts` keyed by
     id(event); `profiles` their profile indexes); None for a call with no attempt.
 
-    The whole batch's counts ride on the first guarded call and every call judges its
-    groups at the batch's latest event time of the group: the batch is counted before any
-    of its bounces is judged, so a burst that starts inside a batch holds from its first
+    The whole batch's counts ride on the first guarded call and every call walks its
+    groups through the batch's minutes of event time: the batch is counted before any of
+    its bounces is judged, so a burst that starts inside a batch holds from its first
     bounce, however the batch is cut into calls.
 
-    {ns, C: {group: {a|h: {minute: [identity]}}}, G: [[group, config id, numbers, ms]],
-    E: {number: [G index, address, tenant, list, digest, event id, ms, profile]}}"""
-    counts, latest = _batch_counts(calls, verdicts, book)
+    {ns, C: {group: {a|h: {minute: [identity]}}}, G: [[group, config id, numbers, minutes]],
+    E: {number: [G index, address, tenant, list, digest, event id, ms, profile]}, last}"""
+    counts, minutes = _batch_counts(calls, verdicts, book)
     out: list[bytes | None] = []
     for events, profs in zip(calls, profiles, strict=True):
         states: dict[tuple[str, str], int] = {}
@@ -142,17 +143,30 @@ def guard_args(
             if key not in states:
                 guard = book.for_tenant(event.tenant).outage
                 assert guard is not None
-                spec.append([key[0], key[1], guard.wire(), latest[key]])
+                spec.append([key[0], key[1], guard.wire(), minutes[key]])
                 states[key] = len(spec)
             if _hard(verdicts[id(event)]):
                 held[str(number)] = _holdable(states[key], event, profs[number - 1])
         if not spec and not (counts and any(isinstance(e, Attempt) for e in events)):
             out.append(None)
             continue
-        body = {"ns": ns, "C": counts, "G": spec, "E": held}
-        out.append(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS))
+        out.append(orjson.dumps({"ns": ns, "C": counts, "G": spec, "E": held}, option=_KEYS))
         counts = {}
+    _mark_last(out)
     return out
+
+
+_KEYS = orjson.OPT_NON_STR_KEYS
+
+
+def _mark_last(args: list[bytes | None]) -> None:
+    """Flag the batch's last guard call: only it settles groups past their grace, once every
+    event of the batch (a delivery that discards a held suppression) has been applied."""
+    for n in range(len(args) - 1, -1, -1):
+        arg = args[n]
+        if arg is not None:
+            args[n] = orjson.dumps({**orjson.loads(arg), "last": 1}, option=_KEYS)
+            return
 
 
 @dataclass(frozen=True, slots=True)

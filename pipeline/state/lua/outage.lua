@@ -5,15 +5,16 @@ and confirm.lua: it wraps apply_batch and reuses scope_key and forget, changing 
 FCALL <v>_guard 0 <guard JSON> <apply args...>: count, detect, apply, hold, settle, in one
 atomic call. Guard JSON (pipeline/core/outage.py guard_arg):
   {ns, C = {group = {a = {minute = [identity]}, h = {...}}},
-   G = [[group, config id, numbers {w, n, s, f, bh, gr}, max ms]],
-   E = {number = [G index, address, tenant, list, digest, event id, ms, profile]}}
+   G = [[group, config id, numbers {w, n, s, f, bh, gr}, [minute...] ascending]],
+   E = {number = [G index, address, tenant, list, digest, event id, ms, profile]},
+   last = 1 on the batch's last guard call (the only one that settles)}
 
 Keys (prefix = NS:{og:<group>}; standalone Redis: every call reaches every key):
   <prefix>:a:<minute> :h:<minute>    HyperLogLog of the attempts / hard bounces (identities
                                      recipient\31event id: a replay counts nothing twice)
   <prefix>:ah:<hour> :hh:<hour>      the same per hour, for the baseline
   <prefix>:st:<config>               JSON {on, sn (held from ms), u (ended ms), at (latest
-                                     evaluated ms), iv = [[from, to]] past bursts, pa = [alert]}
+                                     evaluated minute), iv = [[from, to]] past bursts, pa = [alert]}
   <prefix>:held                      hash <address>\31<tenant>\31<digest> -> held record JSON
                                      {a, t, l, id, ts, dg, d = [decision + sk scope key]}
   <prefix>:rel                       hash: released records not yet confirmed emitted
@@ -92,29 +93,33 @@ local function og_alert(st, phase, grp, cid, cfg, t, A, H, base, held)
     A = A, H = H, b = base, sn = st.sn, t = t, held = held}
 end
 
--- Move the state of one (group, config) to event time t: start or end a burst. A call
--- whose events are older than the latest evaluated time changes nothing (a lagging
--- partition cannot end a burst early or restart one).
+-- Move the state of one (group, config) through the minutes of event time the batch has
+-- events in, in order: start or end a burst. A trailing window ending at minute m holds no
+-- later bucket, so the state a minute reaches does not depend on how the stream was cut
+-- into batches (a worker's and a replay's agree). A minute older than the latest evaluated
+-- one changes nothing (a lagging partition cannot end a burst early or restart one).
 local function og_evaluate(ns, spec)
-  local grp, cid, cfg, t = spec[1], spec[2], spec[3], tonumber(spec[4])
+  local grp, cid, cfg = spec[1], spec[2], spec[3]
   local prefix = og_prefix(ns, grp)
   local st = og_state(prefix .. ":st:" .. cid)
-  if t >= st.at then
-    st.at = t
-    local m = math.floor(t / OG_MIN)
-    local k, A, H, base = og_trips(prefix, cfg, m)
-    if k > 0 and not st.on then
-      st.on, st.sn, st.u = true, (m - k + 1) * OG_MIN, nil
-      og_alert(st, "start", grp, cid, cfg, t, A, H, base, 0)
-    elseif k == 0 and st.on then
-      st.on, st.u = false, t
-      st.iv[#st.iv + 1] = {st.sn, t}
-      while #st.iv > 8 do table.remove(st.iv, 1) end
-      og_alert(st, "end", grp, cid, cfg, t, A, H, base,
-        redis.call("HLEN", prefix .. ":held"))
+  for _, minute in ipairs(spec[4]) do
+    local m = tonumber(minute)
+    if m >= st.at then
+      st.at = m
+      local t = m * OG_MIN
+      local k, A, H, base = og_trips(prefix, cfg, m)
+      if k > 0 and not st.on then
+        st.on, st.sn, st.u = true, (m - k + 1) * OG_MIN, nil
+        og_alert(st, "start", grp, cid, cfg, t, A, H, base, 0)
+      elseif k == 0 and st.on then
+        st.on, st.u = false, t
+        st.iv[#st.iv + 1] = {st.sn, t}
+        while #st.iv > 8 do table.remove(st.iv, 1) end
+        og_alert(st, "end", grp, cid, cfg, t, A, H, base, redis.call("HLEN", prefix .. ":held"))
+      end
     end
   end
-  return {grp = grp, cid = cid, cfg = cfg, t = t, st = st, prefix = prefix}
+  return {grp = grp, cid = cid, cfg = cfg, t = st.at * OG_MIN, st = st, prefix = prefix}
 end
 
 local function og_covers(st, ts)
@@ -228,10 +233,8 @@ local function guard_batch(_, args)
   for _, s in ipairs(states) do
     local cfg, st = s.cfg, s.st
     local held = redis.call("HLEN", s.prefix .. ":held")
-    for _, alert in ipairs(st.pa) do  -- "held so far" of a start not yet sent
-      if alert.ph == "start" and alert.g == s.grp and alert.c == s.cid then alert.held = held end
-    end
-    if held > 0 and not st.on and st.u and s.t >= st.u + cfg.gr then
+    for _, alert in ipairs(st.pa) do alert.held = held end  -- "held so far", until sent
+    if G.last and held > 0 and not st.on and st.u and s.t >= st.u + cfg.gr then
       og_settle(G.ns, s.grp, "release")  -- the grace is over, in event time
       held = 0
     end

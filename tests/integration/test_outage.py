@@ -1,0 +1,122 @@
+"""The provider-outage guard on the real stack (issue 12, "Done when"): a simulated Gmail
+outage (tests/outage_scenario.py) through Kafka, the worker and Redis, and the same events
+through `bounceguard replay`: nothing of gmail is suppressed during the burst, one alert
+starts it and one ends it, other domains go out as usual, and after the grace the held
+suppressions of addresses that received a delivery are discarded and the others released."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from kafka import KafkaProducer
+
+from pipeline.cli import main
+from pipeline.config import Settings
+from pipeline.stream.shipper import PartitionBatcher, partition_for
+from pipeline.stream.topics import ensure_topics
+from tests.integration.conftest import WorkerProcess, read_topic, wait_for
+from tests.outage_scenario import Outage, outage
+
+pytestmark = pytest.mark.integration
+
+
+def produce(producer: KafkaProducer, settings: Settings, events: list[dict[str, Any]]) -> None:
+    """Ship `events` as a high-volume shipper does: arrays per partition, keyed order kept."""
+    partitions = list(range(settings.partitions))
+    batcher = PartitionBatcher()
+    ready: list[tuple[int, bytes]] = []
+    for event in events:
+        ready += batcher.add(
+            partition_for(event["recipient"].encode(), partitions), orjson.dumps(event)
+        )
+    ready += batcher.drain()
+    for partition, body in ready:
+        producer.send(settings.topics.attempts, value=body, partition=partition)
+    producer.flush(timeout=60)
+
+
+def gmail(address: str) -> bool:
+    return address.endswith(("@gmail.com", "@googlemail.com"))
+
+
+def addresses(events: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(e["address"] for e in events)
+
+
+def replay(redis_server: str, scenario: Outage, tmp_path: Path, capsys: Any) -> tuple[Any, Any]:
+    """`bounceguard replay` of the whole outage: (suppressions, alerts) it printed."""
+    file = tmp_path / "outage.jsonl"
+    file.write_bytes(b"\n".join(orjson.dumps(e) for e in scenario.all_events()) + b"\n")
+    ns = f"og{uuid.uuid4().hex[:8]}"
+    code = main(["replay", "--policy", "default", "--redis", redis_server, "--namespace", ns,
+                 str(file)])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    alerts = [orjson.loads(x[6:]) for x in err.splitlines() if x.startswith("alert ")]
+    return [orjson.loads(x) for x in out.splitlines() if x], alerts
+
+
+def test_a_gmail_outage_is_held_then_settled_and_replay_agrees(
+    settings: Settings,
+    worker_factory: Any,
+    producer: KafkaProducer,
+    redis_client: redis.Redis,
+    redis_server: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    scenario = outage()
+    replayed, replay_alerts = replay(redis_server, scenario, tmp_path, capsys)
+    held_key = f"{settings.namespace}:{{og:gmail}}:held"
+    topics = settings.topics
+    storm, after, settle = scenario.phases
+    ensure_topics(settings)
+    produce(producer, settings, storm)  # before the worker starts: large batches
+    worker: WorkerProcess = worker_factory(settings)
+
+    # 1. The burst: every hard bounce of gmail held, the 12 dead addresses of the baseline
+    #    and example.net's 30 suppressed as usual, one start alert.
+    first = len(scenario.baseline_dead) + len(scenario.other_dead)
+    wait_for(lambda: redis_client.hlen(held_key) == len(scenario.held), 60, worker.tail)
+    during = [orjson.loads(v) for v in read_topic(settings.kafka, topics.suppressions, first)]
+    assert addresses(during) == Counter(scenario.baseline_dead | scenario.other_dead)
+    alerts = [orjson.loads(v) for v in read_topic(settings.kafka, topics.alerts, 1)]
+    assert [(a["kind"], a["phase"], a["group"]) for a in alerts] == [
+        ("provider_outage", "start", "gmail")
+    ]
+    assert alerts[0]["share"] > 0.25 and alerts[0]["baseline"] < 0.01
+
+    # 2. After it: deliveries to 300 held addresses, then quiet gmail traffic ends it.
+    produce(producer, settings, after)
+    alerts = [orjson.loads(v) for v in read_topic(settings.kafka, topics.alerts, 2)]
+    assert [a["phase"] for a in alerts] == ["start", "end"], worker.tail()
+    assert alerts[1]["held"] == len(scenario.held)
+    assert len(read_topic(settings.kafka, topics.suppressions, first, timeout=2)) == first
+
+    # 3. Past the grace: one dead gmail address, suppressed at once; the held ones settle.
+    produce(producer, settings, settle)
+    total = first + len(scenario.released) + 1
+    live = [orjson.loads(v) for v in read_topic(settings.kafka, topics.suppressions, total)]
+    before = {s["event_id"] for s in during}
+    after = addresses([s for s in live if s["event_id"] not in before])
+    assert len(live) == total
+    assert after == Counter(scenario.released | {scenario.single_dead}), worker.tail()
+    assert not after.keys() & scenario.delivered_since
+    stats = redis_client.hgetall(f"{settings.namespace}:{{og:gmail}}:stats")
+    assert {k.decode(): int(v) for k, v in stats.items()} == {
+        "held": 1500, "released": 1200, "discarded": 300,
+    }  # fmt: skip
+    assert redis_client.hlen(held_key) == 0
+    assert all(gmail(a) for a in after)
+
+    # 4. Replay of the same outage decided the same, with the same ids.
+    assert sorted(s["event_id"] for s in replayed) == sorted(s["event_id"] for s in live)
+    assert [(a["phase"], a["since"]) for a in replay_alerts] == [
+        (a["phase"], a["since"]) for a in alerts
+    ]
