@@ -83,6 +83,7 @@ class Emitter:
             metrics.count_sender_alert(a)
             log.warning("sender alert rule=%s tenant=%s rate=%.4f", a.rule, a.tenant, a.rate)
         for o in outcome.outage_alerts:
+            metrics.OUTAGE_ALERTS.labels(o.phase, o.group).inc()
             log.warning("provider outage %s group=%s share=%.4f held=%d", o.phase, o.group,
                         o.share, o.held)  # fmt: skip
 
@@ -223,6 +224,7 @@ class EventBatch:
             skipped = outcome
             outcome = await retry_transient("redis", lambda: self.store.resend(plan, skipped))
         metrics.observe_decision_lag(plan.events)
+        metrics.observe_held(outcome.held)
         await self._dead_letter_failed(unit, outcome)
         await self.emitter.emit(outcome)
 

@@ -87,6 +87,8 @@ def attach(runtime: Runtime, settings: Settings) -> None:
     async def suppressions(web: Any, request: Any) -> Any:
         return await answer(web, lambda: suppression_page(runtime, settings, request))
 
+    __import__("pipeline.web.held", fromlist=["attach"]).attach(runtime, settings)  # issue 12
+
 
 async def answer(web: Any, handler: Any) -> Any:
     """Run `handler` and turn its result into JSON, or its ApiError/Transient into an error."""
