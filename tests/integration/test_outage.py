@@ -62,7 +62,14 @@ def replay(redis_server: str, scenario: Outage, tmp_path: Path, capsys: Any) -> 
     return [orjson.loads(x) for x in out.splitlines() if x], alerts
 
 
+def unique(raw: list[bytes]) -> list[dict[str, Any]]:
+    """Decoded events, one per event id (a crash may re-emit one, with the same id)."""
+    return list({e["event_id"]: e for e in map(orjson.loads, raw)}.values())
+
+
+@pytest.mark.parametrize("fault", [None, "after_redis", "after_emit"])
 def test_a_gmail_outage_is_held_then_settled_and_replay_agrees(
+    fault: str | None,
     settings: Settings,
     worker_factory: Any,
     producer: KafkaProducer,
@@ -71,6 +78,8 @@ def test_a_gmail_outage_is_held_then_settled_and_replay_agrees(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """With `fault`, the first worker kills itself (SIGKILL) at that step of its first batch
+    that emits anything (the burst's start), and a fresh one takes over: no count changes."""
     scenario = outage()
     replayed, replay_alerts = replay(redis_server, scenario, tmp_path, capsys)
     held_key = f"{settings.namespace}:{{og:gmail}}:held"
@@ -78,15 +87,20 @@ def test_a_gmail_outage_is_held_then_settled_and_replay_agrees(
     storm, after, settle = scenario.phases
     ensure_topics(settings)
     produce(producer, settings, storm)  # before the worker starts: large batches
+    if fault is not None:
+        armed: WorkerProcess = worker_factory(settings, BOUNCEGUARD_FAULT_POINT=fault)
+        wait_for(lambda: armed.proc.poll() is not None, 60, armed.tail)
+        assert armed.proc.returncode == -9, armed.tail()
+        assert 0 < redis_client.hlen(held_key) < len(scenario.held)  # killed inside the burst
     worker: WorkerProcess = worker_factory(settings)
 
     # 1. The burst: every hard bounce of gmail held, the 12 dead addresses of the baseline
     #    and example.net's 30 suppressed as usual, one start alert.
     first = len(scenario.baseline_dead) + len(scenario.other_dead)
     wait_for(lambda: redis_client.hlen(held_key) == len(scenario.held), 60, worker.tail)
-    during = [orjson.loads(v) for v in read_topic(settings.kafka, topics.suppressions, first)]
+    during = unique(read_topic(settings.kafka, topics.suppressions, first))
     assert addresses(during) == Counter(scenario.baseline_dead | scenario.other_dead)
-    alerts = [orjson.loads(v) for v in read_topic(settings.kafka, topics.alerts, 1)]
+    alerts = unique(read_topic(settings.kafka, topics.alerts, 1))
     assert [(a["kind"], a["phase"], a["group"]) for a in alerts] == [
         ("provider_outage", "start", "gmail")
     ]
@@ -94,26 +108,26 @@ def test_a_gmail_outage_is_held_then_settled_and_replay_agrees(
 
     # 2. After it: deliveries to 300 held addresses, then quiet gmail traffic ends it.
     produce(producer, settings, after)
-    alerts = [orjson.loads(v) for v in read_topic(settings.kafka, topics.alerts, 2)]
+    alerts = unique(read_topic(settings.kafka, topics.alerts, 2))
     assert [a["phase"] for a in alerts] == ["start", "end"], worker.tail()
     assert alerts[1]["held"] == len(scenario.held)
-    assert len(read_topic(settings.kafka, topics.suppressions, first, timeout=2)) == first
+    assert len(unique(read_topic(settings.kafka, topics.suppressions, first, timeout=2))) == first
 
     # 3. Past the grace: one dead gmail address, suppressed at once; the held ones settle.
     produce(producer, settings, settle)
     total = first + len(scenario.released) + 1
-    live = [orjson.loads(v) for v in read_topic(settings.kafka, topics.suppressions, total)]
-    before = {s["event_id"] for s in during}
-    after = addresses([s for s in live if s["event_id"] not in before])
+    live = unique(read_topic(settings.kafka, topics.suppressions, total))
     assert len(live) == total
-    assert after == Counter(scenario.released | {scenario.single_dead}), worker.tail()
-    assert not after.keys() & scenario.delivered_since
+    before = {s["event_id"] for s in during}
+    after_burst = addresses([s for s in live if s["event_id"] not in before])
+    assert after_burst == Counter(scenario.released | {scenario.single_dead}), worker.tail()
+    assert not after_burst.keys() & scenario.delivered_since
     stats = redis_client.hgetall(f"{settings.namespace}:{{og:gmail}}:stats")
     assert {k.decode(): int(v) for k, v in stats.items()} == {
         "held": 1500, "released": 1200, "discarded": 300,
     }  # fmt: skip
     assert redis_client.hlen(held_key) == 0
-    assert all(gmail(a) for a in after)
+    assert all(gmail(a) for a in after_burst)
 
     # 4. Replay of the same outage decided the same, with the same ids.
     assert sorted(s["event_id"] for s in replayed) == sorted(s["event_id"] for s in live)
