@@ -62,7 +62,7 @@ class Outage:
         return [e for phase in self.phases for e in phase]
 
 
-def outage(seed: int = 12, burst: int = 5000) -> Outage:
+def outage(seed: int = 12, burst: int = 5000, delivered: int = 300) -> Outage:
     """Build the scenario (module docstring); every phase sorted by event time."""
     rnd = random.Random(seed)
     out = Outage()
@@ -98,7 +98,7 @@ def outage(seed: int = 12, burst: int = 5000) -> Outage:
         at = T0 + timedelta(milliseconds=rnd.randrange(600_000))
         storm.append(attempt(address, at, hard=hard, eid=eid()))
     after = []
-    out.delivered_since = set(rnd.sample(sorted(out.held), 300))
+    out.delivered_since = set(rnd.sample(sorted(out.held), delivered))
     for i, address in enumerate(sorted(out.delivered_since)):
         at = T0 + timedelta(minutes=12, milliseconds=i * 100)
         after.append(attempt(address, at, hard=False, eid=eid()))

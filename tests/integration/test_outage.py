@@ -18,9 +18,11 @@ from kafka import KafkaProducer
 
 from pipeline.cli import main
 from pipeline.config import Settings
+from pipeline.state import keys
 from pipeline.stream.shipper import PartitionBatcher, partition_for
 from pipeline.stream.topics import ensure_topics
 from tests.integration.conftest import WorkerProcess, read_topic, wait_for
+from tests.integration.test_api import call
 from tests.outage_scenario import Outage, outage
 
 pytestmark = pytest.mark.integration
@@ -134,3 +136,73 @@ def test_a_gmail_outage_is_held_then_settled_and_replay_agrees(
     assert [(a["phase"], a["since"]) for a in replay_alerts] == [
         (a["phase"], a["since"]) for a in alerts
     ]
+
+
+TOKEN = "held-token"
+
+
+def held_burst(settings: Settings, worker_factory: Any, producer: KafkaProducer,
+               redis_client: redis.Redis) -> tuple[Outage, WorkerProcess]:  # fmt: skip
+    """A smaller outage (1,000 gmail addresses, 300 hard, 60 delivered since), ended but
+    within its grace: 300 held, waiting for an operator."""
+    scenario = outage(seed=5, burst=1000, delivered=60)
+    worker = worker_factory(settings, BOUNCEGUARD_API_TOKEN=TOKEN)
+    produce(producer, settings, scenario.phases[0] + scenario.phases[1])
+    held_key = f"{settings.namespace}:{{og:gmail}}:held"
+    alerts = settings.topics.alerts
+    wait_for(lambda: len(unique(read_topic(settings.kafka, alerts, 2, timeout=1))) == 2, 60,
+             worker.tail)  # fmt: skip
+    assert redis_client.hlen(held_key) == len(scenario.held) == 300
+    return scenario, worker
+
+
+def test_an_operator_releases_through_the_api(
+    settings: Settings, worker_factory: Any, producer: KafkaProducer, redis_client: redis.Redis
+) -> None:
+    scenario, worker = held_burst(settings, worker_factory, producer, redis_client)
+    status, listed = call(settings, "GET", "/v1/held?counts=1")
+    assert status == 200
+    assert [(g["group"], g["count"]) for g in listed["groups"]] == [("gmail", 300)]
+    status, one = call(settings, "GET", "/v1/held?domain=googlemail.com")
+    assert {h["address"] for h in one["groups"][0]["held"]} == scenario.held
+    assert call(settings, "POST", "/v1/held/gmail.com/release")[0] == 401
+    assert call(settings, "POST", "/v1/held/gmail.com/pause", token=TOKEN)[0] == 404
+    status, done = call(settings, "POST", "/v1/held/gmail.com/release", token=TOKEN)
+    assert (status, done) == (200, {"group": "gmail", "released": 240, "discarded": 60,
+                                    "emitted": 240}), worker.tail()  # fmt: skip
+    first = len(scenario.baseline_dead) + len(scenario.other_dead)
+    out = unique(read_topic(settings.kafka, settings.topics.suppressions, first + 240))
+    released = {s["address"] for s in out} - scenario.baseline_dead - scenario.other_dead
+    assert released == scenario.released and len(out) == first + 240
+    assert call(settings, "GET", "/v1/held")[1] == {"groups": []}
+    # released once: the same request again releases nothing more
+    status, again = call(settings, "POST", "/v1/held/gmail.com/release", token=TOKEN)
+    assert again["emitted"] == 0
+
+
+def test_an_operator_discards_with_the_cli(
+    settings: Settings,
+    worker_factory: Any,
+    producer: KafkaProducer,
+    redis_client: redis.Redis,
+    redis_server: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    scenario, worker = held_burst(settings, worker_factory, producer, redis_client)
+    engine = ["--redis", redis_server, "--namespace", settings.namespace]
+    assert main(["held", *engine, "--counts"]) == 0
+    listed = orjson.loads(capsys.readouterr().out)
+    assert [(g["group"], g["count"]) for g in listed] == [("gmail", 300)]
+    assert main(["held", *engine, "--discard"]) == 2  # an action needs --domain
+    assert main(["held", *engine, "--domain", "gmail.com", "--discard"]) == 0
+    summary = orjson.loads(capsys.readouterr().err.splitlines()[-1])
+    assert summary == {"group": "gmail", "released": 0, "discarded": 300, "emitted": 0}
+    # discarded: no longer suppressed in Redis, and past the grace nothing is released
+    for address in sorted(scenario.held)[:20]:
+        doc = keys.read_doc(redis_client.get(keys.state(settings.namespace, address, "acme")))
+        assert "s" not in doc.fields, address
+    produce(producer, settings, scenario.phases[2])
+    first = len(scenario.baseline_dead) + len(scenario.other_dead)
+    out = unique(read_topic(settings.kafka, settings.topics.suppressions, first + 1))
+    extra = {s["address"] for s in out} - scenario.baseline_dead - scenario.other_dead
+    assert extra == {scenario.single_dead}, worker.tail()
