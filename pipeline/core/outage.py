@@ -121,14 +121,15 @@ def guard_args(
     events, numbered from 1 as the apply function numbers them; `verdicts` keyed by
     id(event); `profiles` their profile indexes); None for a call with no attempt.
 
-    The whole batch's counts ride on the first guarded call and every call walks its
-    groups through the batch's minutes of event time: the batch is counted before any of
-    its bounces is judged, so a burst that starts inside a batch holds from its first
-    bounce, however the batch is cut into calls.
+    The whole batch's counts ride on the first guarded call, and the first call of each
+    group walks it through the batch's minutes of event time (later calls read the state it
+    left): the batch is counted before any of its bounces is judged, so a burst that starts
+    inside a batch holds from its first bounce, however the batch is cut into calls.
 
     {ns, C: {group: {a|h: {minute: [identity]}}}, G: [[group, config id, numbers, minutes]],
     E: {number: [G index, address, tenant, list, digest, event id, ms, profile]}, last}"""
     counts, minutes = _batch_counts(calls, verdicts, book)
+    walked: set[tuple[str, str]] = set()  # the first call of a group walks its minutes
     out: list[bytes | None] = []
     for events, profs in zip(calls, profiles, strict=True):
         states: dict[tuple[str, str], int] = {}
@@ -143,7 +144,8 @@ def guard_args(
             if key not in states:
                 guard = book.for_tenant(event.tenant).outage
                 assert guard is not None
-                spec.append([key[0], key[1], guard.wire(), minutes[key]])
+                spec.append([key[0], key[1], guard.wire(), [] if key in walked else minutes[key]])
+                walked.add(key)
                 states[key] = len(spec)
             if _hard(verdicts[id(event)]):
                 held[str(number)] = _holdable(states[key], event, profs[number - 1])

@@ -94,6 +94,7 @@ def test_the_batch_counts_ride_on_the_first_call_and_only_the_last_settles() -> 
     assert second["C"] == third["C"] == {}
     assert [g[0] for g in first["G"]] == ["gmail"]  # type: ignore[index]
     assert first["G"][0][3] == [minute, minute + 2]  # type: ignore[index]
+    assert second["G"][0][3] == []  # type: ignore[index]  # the first call walked them
     assert list(first["E"]) == ["1"] and second["E"] == {}  # type: ignore[arg-type]
     assert "last" not in first and "last" not in second and third["last"] == 1
     # the apply arguments follow, untouched

@@ -58,12 +58,13 @@ end
 -- a burst trip within its first minute; the longest one keeps it on until the burst has
 -- left the window (hysteresis without a second threshold).
 local function og_trips(prefix, cfg, m)
-  local a, total = {}, 0
-  for j = 1, cfg.w do
-    a[j] = redis.call("PFCOUNT", prefix .. ":a:" .. (m - j + 1))
-    total = total + a[j]
-  end
+  local window = {}
+  for j = 1, cfg.w do window[j] = prefix .. ":a:" .. (m - j + 1) end
+  -- one union count first (identities are unique per event): most groups stop here
+  local total = redis.call("PFCOUNT", unpack(window))
   if total < cfg.n then return 0, total, 0, 0 end
+  local a = {}
+  for j = 1, cfg.w do a[j] = redis.call("PFCOUNT", window[j]) end
   local hour = math.floor(m / 60)
   local ba = og_sum(prefix, "ah", hour - cfg.bh, hour - 1)
   local base = 0
