@@ -173,3 +173,13 @@ def test_replies_of_several_calls_keep_one_alert_the_latest_and_one_release() ->
     outcome = read_replies(plan, BOOK, replies)
     assert [a.held for a in outcome.outage_alerts] == [2]
     assert len(outcome.suppressions) == 1 and len(outcome.acks) == 2
+
+
+def test_the_alert_matches_the_sender_alerts_schema() -> None:
+    from tests.unit.test_schemas import validator
+
+    check = validator("sender.alert.v1")
+    check.validate(outage_alert(RAW_ALERT).to_json())
+    check.validate(outage_alert(dict(RAW_ALERT, ph="end")).to_json())
+    with pytest.raises(Exception, match="phase"):
+        check.validate({**outage_alert(RAW_ALERT).to_json(), "phase": "maybe"})
