@@ -48,7 +48,12 @@ def _domains() -> dict[str, str]:
 def provider_group(recipient: str) -> str:
     """The provider group of `recipient`'s domain (gmail.com and googlemail.com: "gmail");
     a domain no group names is a group of its own (the domain itself)."""
-    domain = recipient.rpartition("@")[2].lower()
+    return _group_of(recipient.rpartition("@")[2])
+
+
+@functools.lru_cache(maxsize=65_536)  # receiving domains repeat: most of a batch is a few
+def _group_of(domain: str) -> str:
+    domain = domain.lower()
     return _domains().get(domain, domain)
 
 
@@ -56,6 +61,7 @@ def _stable_id(*parts: str) -> str:
     return hashlib.sha256(SEP.join(parts).encode()).hexdigest()[:32]
 
 
+@functools.cache  # once per guard value, not per event (a sha256 of its JSON)
 def config_id(guard: OutageGuard) -> str:
     """A short id of the guard's numbers: tenants with other numbers keep a burst state of
     their own over the same shared counts."""
@@ -130,7 +136,7 @@ def guard_args(
     E: {number: [G index, address, tenant, list, digest, event id, ms, profile]}, last}"""
     counts, minutes = _batch_counts(calls, verdicts, book)
     walked: set[tuple[str, str]] = set()  # the first call of a group walks its minutes
-    out: list[bytes | None] = []
+    bodies: list[dict[str, Any] | None] = []
     for events, profs in zip(calls, profiles, strict=True):
         states: dict[tuple[str, str], int] = {}
         spec: list[Any] = []
@@ -150,25 +156,19 @@ def guard_args(
             if _hard(verdicts[id(event)]):
                 held[str(number)] = _holdable(states[key], event, profs[number - 1])
         if not spec and not (counts and any(isinstance(e, Attempt) for e in events)):
-            out.append(None)
+            bodies.append(None)
             continue
-        out.append(orjson.dumps({"ns": ns, "C": counts, "G": spec, "E": held}, option=_KEYS))
+        bodies.append({"ns": ns, "C": counts, "G": spec, "E": held})
         counts = {}
-    _mark_last(out)
-    return out
+    # Only the batch's last guard call settles groups past their grace: once every event of
+    # the batch (a delivery that discards a held suppression) has been applied.
+    last = [b for b in bodies if b is not None]
+    if last:
+        last[-1]["last"] = 1
+    return [None if b is None else orjson.dumps(b, option=_KEYS) for b in bodies]
 
 
 _KEYS = orjson.OPT_NON_STR_KEYS
-
-
-def _mark_last(args: list[bytes | None]) -> None:
-    """Flag the batch's last guard call: only it settles groups past their grace, once every
-    event of the batch (a delivery that discards a held suppression) has been applied."""
-    for n in range(len(args) - 1, -1, -1):
-        arg = args[n]
-        if arg is not None:
-            args[n] = orjson.dumps({**orjson.loads(arg), "last": 1}, option=_KEYS)
-            return
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ Keys (prefix = NS:{og:<group>}; standalone Redis: every call reaches every key):
                                      recipient\31event id: a replay counts nothing twice)
   <prefix>:ah:<hour> :hh:<hour>      the same per hour, for the baseline
   <prefix>:st:<config>               JSON {on, sn (held from ms), u (ended ms), at (latest
-                                     evaluated minute), iv = [[from, to]] past bursts, pa = [alert]}
+                                     evaluated minute), iv = [[from, to]] past bursts, pa = [alert],
+                                     bhr, base (the baseline of hour bhr)}
   <prefix>:held                      hash <address>\31<tenant>\31<digest> -> held record JSON
                                      {a, t, l, id, ts, dg, d = [decision + sk scope key]}
   <prefix>:rel                       hash: released records not yet confirmed emitted
@@ -53,22 +54,30 @@ local function og_sum(prefix, kind, from, to)
   return n
 end
 
+-- The group's hard share over the `bh` hours before `hour`, cached in the state for the
+-- hour (those buckets are complete by then: a late event moves it by little).
+local function og_baseline(prefix, cfg, st, hour)
+  if st.bhr == hour and st.base then return st.base end
+  local ba, base = og_sum(prefix, "ah", hour - cfg.bh, hour - 1), 0
+  if ba > 0 then base = og_sum(prefix, "hh", hour - cfg.bh, hour - 1) / ba end
+  st.bhr, st.base = hour, base
+  return base
+end
+
 -- The largest k (1..w) whose trailing window of k minutes ending at minute m trips, and its
 -- attempts, hard bounces and the baseline share; k = 0 when none does. Shorter windows let
 -- a burst trip within its first minute; the longest one keeps it on until the burst has
--- left the window (hysteresis without a second threshold).
-local function og_trips(prefix, cfg, m)
-  local window = {}
-  for j = 1, cfg.w do window[j] = prefix .. ":a:" .. (m - j + 1) end
-  -- one union count first (identities are unique per event): most groups stop here
-  local total = redis.call("PFCOUNT", unpack(window))
+-- left the window (hysteresis without a second threshold). One PFCOUNT per bucket, not a
+-- union: Redis caches the count of an unchanged HyperLogLog, so only the buckets this batch
+-- touched cost a scan.
+local function og_trips(prefix, cfg, st, m)
+  local a, total = {}, 0
+  for j = 1, cfg.w do
+    a[j] = redis.call("PFCOUNT", prefix .. ":a:" .. (m - j + 1))
+    total = total + a[j]
+  end
   if total < cfg.n then return 0, total, 0, 0 end
-  local a = {}
-  for j = 1, cfg.w do a[j] = redis.call("PFCOUNT", window[j]) end
-  local hour = math.floor(m / 60)
-  local ba = og_sum(prefix, "ah", hour - cfg.bh, hour - 1)
-  local base = 0
-  if ba > 0 then base = og_sum(prefix, "hh", hour - cfg.bh, hour - 1) / ba end
+  local base = og_baseline(prefix, cfg, st, math.floor(m / 60))
   local best, A, H, bestA, bestH = 0, 0, 0, total, 0
   for k = 1, cfg.w do
     A = A + a[k]
@@ -108,7 +117,7 @@ local function og_evaluate(ns, spec)
     if m >= st.at then
       st.at = m
       local t = m * OG_MIN
-      local k, A, H, base = og_trips(prefix, cfg, m)
+      local k, A, H, base = og_trips(prefix, cfg, st, m)
       if k > 0 and not st.on then
         st.on, st.sn, st.u = true, (m - k + 1) * OG_MIN, nil
         og_alert(st, "start", grp, cid, cfg, t, A, H, base, 0)
@@ -221,14 +230,17 @@ local function guard_batch(_, args)
   local G = cjson.decode(args[1])
   local rest = {}
   for n = 2, #args do rest[n - 1] = args[n] end
-  local H = cjson.decode(rest[1])
   local hour_ttl = 26 * 3600
   for _, spec in ipairs(G.G) do hour_ttl = math.max(hour_ttl, (spec[3].bh + 2) * 3600) end
   for grp, block in pairs(G.C) do og_count(og_prefix(G.ns, grp), block, hour_ttl) end
   local states = {}
   for n, spec in ipairs(G.G) do states[n] = og_evaluate(G.ns, spec) end
   local entries, kept = cjson.decode(apply_batch(nil, rest)), {}
-  og_hold_all(G, states, H, entries, kept)
+  if next(G.E) ~= nil then
+    og_hold_all(G, states, cjson.decode(rest[1]), entries, kept)  -- the header: profiles, ttl
+  else
+    kept = entries
+  end
   local reply = {o = kept, a = {}, r = {}, h = {}}
   local done = {}
   for _, s in ipairs(states) do
