@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """List or settle; return 0, 2 for --release/--discard without --domain, 1 when Redis or
-    Kafka is unreachable."""
+    """List or settle; return 0, 2 for a bad --domain or --release/--discard without one, 1
+    when Redis or Kafka is unreachable."""
     import orjson
 
     from pipeline.core.errors import Transient
@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     except Transient as exc:
         print(f"held: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:
+        print(f"held: {exc}", file=sys.stderr)
+        return 2
 
 
 def _settle(args: argparse.Namespace, mode: str) -> int:

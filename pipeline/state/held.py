@@ -8,6 +8,7 @@ only, like the guard (docs/policies.md).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,17 @@ def _record(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+DOMAIN = re.compile(r"[a-z0-9][a-z0-9._-]{0,252}")
+
+
+def group_of(domain: str) -> str:
+    """The provider group of a receiving domain (or of a group's name: "gmail"); ValueError
+    when `domain` is not a domain name."""
+    if not DOMAIN.fullmatch(domain.lower()):
+        raise ValueError(f"not a domain: {domain[:80]!r}")
+    return provider_group(f"x@{domain}")
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -82,8 +94,8 @@ async def groups(store: Store) -> list[str]:
 
 async def held(store: Store, domain: str | None = None) -> list[HeldGroup]:
     """What is held now: for `domain`'s provider group (a domain or a group name), or for
-    every group. Raises Transient when Redis is unreachable."""
-    names = [provider_group(f"x@{domain}")] if domain else await groups(store)
+    every group. Raises Transient when Redis is unreachable, ValueError on a bad domain."""
+    names = [group_of(domain)] if domain else await groups(store)
     out = []
     with redis_errors():
         for name in names:
@@ -112,10 +124,11 @@ async def settle(store: Store, domain: str, mode: str) -> Settled:
     """Release (mode "release": those whose address received a delivery since are discarded)
     or discard (mode "discard") what `domain`'s group holds. The returned suppressions must
     be emitted and then confirmed (`store.mark_emitted(s, acks=...)`); until then a repeat
-    call returns them again, with the same ids. Raises Transient; ValueError on a bad mode."""
+    call returns them again, with the same ids. Raises Transient; ValueError on a bad mode
+    or domain."""
     if mode not in ("release", "discard"):
         raise ValueError(f"mode must be release or discard, not {mode!r}")
-    group = provider_group(f"x@{domain}")
+    group = group_of(domain)
     [reply] = await store.run([Call("guard_settle", [store.namespace, group, mode])])
     answer = orjson.loads(reply)
     suppressions: list[Suppression] = []

@@ -51,7 +51,10 @@ async def listing(runtime: Runtime, settings: Settings, request: Any) -> dict[st
     check_read(settings, request)
     domain = request.query.get("domain") or None
     counts = request.query.get("counts") in ("1", "true")
-    groups = await held.held(runtime.store, domain)
+    try:
+        groups = await held.held(runtime.store, domain)
+    except ValueError as exc:
+        raise ApiError(400, "wrong_type", str(exc)) from exc
     return {"groups": [g.to_json(addresses=not counts) for g in groups]}
 
 
@@ -64,7 +67,10 @@ async def settle(
         raise ApiError(401, "unauthorized", "a valid bearer token is required")
     if action not in ACTIONS:
         raise ApiError(404, "not_found", "use /release or /discard")
-    settled = await held.settle(runtime.store, domain.lower(), action)
+    try:
+        settled = await held.settle(runtime.store, domain.lower(), action)
+    except ValueError as exc:
+        raise ApiError(400, "wrong_type", str(exc)) from exc
     outcome = Outcome(suppressions=settled.suppressions, acks=settled.acks)
     outcome.held[settled.group] = 0
     metrics.observe_held(outcome.held)

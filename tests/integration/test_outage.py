@@ -167,6 +167,8 @@ def test_an_operator_releases_through_the_api(
     assert {h["address"] for h in one["groups"][0]["held"]} == scenario.held
     assert call(settings, "POST", "/v1/held/gmail.com/release")[0] == 401
     assert call(settings, "POST", "/v1/held/gmail.com/pause", token=TOKEN)[0] == 404
+    assert call(settings, "POST", "/v1/held/bad!domain/release", token=TOKEN)[0] == 400
+    assert call(settings, "GET", "/v1/held?domain=a%20b")[0] == 400
     status, done = call(settings, "POST", "/v1/held/gmail.com/release", token=TOKEN)
     assert (status, done) == (200, {"group": "gmail", "released": 240, "discarded": 60,
                                     "emitted": 240}), worker.tail()  # fmt: skip
@@ -194,6 +196,7 @@ def test_an_operator_discards_with_the_cli(
     listed = orjson.loads(capsys.readouterr().out)
     assert [(g["group"], g["count"]) for g in listed] == [("gmail", 300)]
     assert main(["held", *engine, "--discard"]) == 2  # an action needs --domain
+    assert main(["held", *engine, "--domain", "a}b", "--discard"]) == 2
     assert main(["held", *engine, "--domain", "gmail.com", "--discard"]) == 0
     summary = orjson.loads(capsys.readouterr().err.splitlines()[-1])
     assert summary == {"group": "gmail", "released": 0, "discarded": 300, "emitted": 0}

@@ -183,3 +183,12 @@ def test_the_alert_matches_the_sender_alerts_schema() -> None:
     check.validate(outage_alert(dict(RAW_ALERT, ph="end")).to_json())
     with pytest.raises(Exception, match="phase"):
         check.validate({**outage_alert(RAW_ALERT).to_json(), "phase": "maybe"})
+
+
+@pytest.mark.parametrize("domain", ["a}b", "a b", "", "x@gmail.com", "-x.com"])
+def test_an_operator_names_a_domain_or_a_group(domain: str) -> None:
+    from pipeline.state.held import group_of
+
+    assert group_of("GoogleMail.com") == group_of("gmail") == "gmail"
+    with pytest.raises(ValueError, match="not a domain"):
+        group_of(domain)
