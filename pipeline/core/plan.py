@@ -109,15 +109,15 @@ class Outcome:
     alerts: list[SenderAlert] = field(default_factory=list)
     failed: list[tuple[Event, str]] = field(default_factory=list)
     """Events the apply function could not process, with its error (dead-letter them)."""
+    skipped: list[str] = field(default_factory=list)
+    """Addresses whose group a Cluster node skipped untouched (its slot is not served there
+    now): their events must be sent again after a slot-map refresh (Store.resend)."""
     outage_alerts: list[OutageAlert] = field(default_factory=list)
     """provider_outage alerts to send (pipeline.core.outage)."""
     acks: list[Ack] = field(default_factory=list)
     """What the guard must be told once the alerts and released suppressions are sent."""
     held: dict[str, int] = field(default_factory=dict)
     """Per provider group touched, its suppressions held now."""
-    skipped: list[str] = field(default_factory=list)
-    """Addresses whose group a Cluster node skipped untouched (its slot is not served there
-    now): their events must be sent again after a slot-map refresh (Store.resend)."""
 
 
 def engaged_ttl(book: PolicyBook) -> int:
