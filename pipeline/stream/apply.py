@@ -35,6 +35,7 @@ from pipeline.core.decode import check_not_empty
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.events import Event
 from pipeline.core.models import SenderAlert, Suppression
+from pipeline.core.outage import OutageAlert
 from pipeline.core.plan import BatchPlan, Outcome
 from pipeline.state.store import Store
 from pipeline.stream import deadletter, faults, metrics
@@ -60,18 +61,20 @@ class Emitter:
     async def emit(self, outcome: Outcome) -> None:
         """Deliver `outcome`'s suppressions and alerts to Kafka (acks awaited) and mark them
         emitted; retries transient errors forever, so returning means it is durable."""
-        if not outcome.suppressions and not outcome.alerts:
+        if not outcome.suppressions and not outcome.alerts and not outcome.acks:
             return
         faults.reach(self.fault_point, "after_redis")
         await retry_transient("emit", lambda: self._send(outcome))
         faults.reach(self.fault_point, "after_emit")
         await retry_transient(
-            "mark", lambda: self.store.mark_emitted(outcome.suppressions, outcome.alerts)
+            "mark",
+            lambda: self.store.mark_emitted(outcome.suppressions, outcome.alerts, **_acks(outcome)),
         )
 
     async def _send(self, outcome: Outcome) -> None:
         futures = [await self._send_suppression(s) for s in outcome.suppressions]
         futures += [await self._send_alert(a) for a in outcome.alerts]
+        futures += [await self._send_outage(a) for a in outcome.outage_alerts]
         await asyncio.gather(*futures)
         for s in outcome.suppressions:
             metrics.count_suppression(s)
@@ -79,12 +82,24 @@ class Emitter:
         for a in outcome.alerts:
             metrics.count_sender_alert(a)
             log.warning("sender alert rule=%s tenant=%s rate=%.4f", a.rule, a.tenant, a.rate)
+        for o in outcome.outage_alerts:
+            metrics.OUTAGE_ALERTS.labels(o.phase, o.group).inc()
+            log.warning("provider outage %s group=%s share=%.4f held=%d", o.phase, o.group,
+                        o.share, o.held)  # fmt: skip
 
     async def _send_suppression(self, s: Suppression) -> Any:
         return await self.suppressions.send(key=s.address.encode(), value=orjson.dumps(s.to_json()))
 
+    async def _send_outage(self, a: OutageAlert) -> Any:
+        return await self.alerts.send(key=a.key.encode(), value=orjson.dumps(a.to_json()))
+
     async def _send_alert(self, a: SenderAlert) -> Any:
         return await self.alerts.send(key=a.tenant.encode(), value=orjson.dumps(a.to_json()))
+
+
+def _acks(outcome: Outcome) -> dict[str, Any]:
+    """The outage guard's acks as mark_emitted's keyword, only when there are some."""
+    return {"acks": outcome.acks} if outcome.acks else {}
 
 
 def _log_suppressions(suppressions: Sequence[Suppression]) -> None:
@@ -209,6 +224,7 @@ class EventBatch:
             skipped = outcome
             outcome = await retry_transient("redis", lambda: self.store.resend(plan, skipped))
         metrics.observe_decision_lag(plan.events)
+        metrics.observe_held(outcome.held)
         await self._dead_letter_failed(unit, outcome)
         await self.emitter.emit(outcome)
 

@@ -279,3 +279,28 @@ RAW_ESP_EVENTS = Counter(
 ESP_EVENTS_PRODUCED = Counter(
     "bounceguard_esp_events_produced_total", "Attempts and feedback produced from ESP webhooks"
 )
+
+
+# Gauge: suppressions the provider-outage guard holds now, per provider group (issue 12; a
+# group name or a receiving domain, never an address). Only groups that held something get a
+# series: every receiving domain is a group, and most never hold anything.
+HELD = Gauge(
+    "bounceguard_held_suppressions",
+    "Suppressions held by the provider-outage guard, per provider group",
+    ["group"],
+)
+# Counter: provider_outage alerts emitted, by phase (start, end) and provider group.
+OUTAGE_ALERTS = Counter(
+    "bounceguard_provider_outage_alerts_total",
+    "provider_outage events emitted on sender.alerts",
+    ["phase", "group"],
+)
+_held_groups: set[str] = set()
+
+
+def observe_held(held: dict[str, int]) -> None:
+    """Set the held gauge from a batch's guard replies (group -> held now)."""
+    for group, n in held.items():
+        if n > 0 or group in _held_groups:
+            _held_groups.add(group)
+            HELD.labels(group).set(n)

@@ -88,10 +88,11 @@ def attach(runtime: Runtime, settings: Settings) -> None:
     async def suppressions(web: Any, request: Any) -> Any:
         return await answer(web, lambda: suppression_page(runtime, settings, request))
 
-    from pipeline.web import ui  # noqa: PLC0415 - ui imports this module
+    from pipeline.web import held, ui  # noqa: PLC0415 - both import this module
 
     ui.attach(runtime, settings)
     webhooks.attach(runtime, settings)
+    held.attach(runtime, settings)
 
 
 async def answer(web: Any, handler: Any) -> Any:
