@@ -82,33 +82,37 @@ async def run_batches(stream: Any, body: BatchBody[Any], *, take: int, within: f
 
 
 class _Flight:
-    """The units in flight: at most one in `finish`, then tails chained in unit order."""
+    """The units in flight, one task each: its `finish`, then (after the task of the unit
+    before it) its tail and its acks."""
 
     def __init__(self, stream: Any, body: BatchBody[Any]) -> None:
         self.stream, self.body = stream, body
-        self.head: tuple[Any, asyncio.Future[Tail | None]] | None = None
-        self.tails: deque[asyncio.Future[None]] = deque()
+        self.tasks: deque[asyncio.Future[None]] = deque()
+        self.finished: asyncio.Future[None] | None = None
+        """Done when the newest unit's `finish` returned."""
 
     async def start(self, unit: Any) -> None:
-        """Start `unit`'s finish once the previous finish returned and few tails wait."""
-        await self._settle()
-        while len(self.tails) > MAX_TAILS:
-            await self.tails.popleft()
-        self.head = (unit, asyncio.ensure_future(self.body.finish(unit)))
+        """Start `unit` once the previous unit's finish returned and few tails wait."""
+        if self.finished is not None:
+            await self.finished
+        while len(self.tasks) > MAX_TAILS:
+            await self.tasks.popleft()
+        before = self.tasks[-1] if self.tasks else None
+        self.finished = asyncio.get_running_loop().create_future()
+        self.tasks.append(asyncio.ensure_future(self._run(unit, self.finished, before)))
 
-    async def _settle(self) -> None:
-        """Wait for the unit in `finish`, then chain its tail (and its acks) after the last."""
-        if self.head is None:
-            return
-        unit, finishing = self.head
-        tail = await finishing
-        self.head = None
-        before = self.tails[-1] if self.tails else None
-        self.tails.append(asyncio.ensure_future(self._tail_and_ack(unit, tail, before)))
-
-    async def _tail_and_ack(
-        self, unit: Any, tail: Tail | None, before: asyncio.Future[None] | None
+    async def _run(
+        self, unit: Any, finished: asyncio.Future[None], before: asyncio.Future[None] | None
     ) -> None:
+        try:
+            tail = await self.body.finish(unit)
+        except asyncio.CancelledError:
+            finished.cancel()
+            raise
+        except Exception as exc:  # a body broke its contract: the loop raises it, as before
+            finished.set_exception(exc)
+            raise
+        finished.set_result(None)
         if before is not None:
             await before  # cancelled before: this one raises too and never acks
         if tail is not None:
@@ -118,15 +122,12 @@ class _Flight:
 
     async def drain(self) -> None:
         """Finish and ack everything in flight."""
-        await self._settle()
-        while self.tails:
-            await self.tails.popleft()
+        while self.tasks:
+            await self.tasks.popleft()
 
     async def cancel(self) -> None:
         """Cancel what is still in flight (never acked) and wait until it stopped."""
-        pending: list[asyncio.Future[Any]] = [f for f in self.tails if not f.done()]
-        if self.head is not None and not self.head[1].done():
-            pending.append(self.head[1])
+        pending = [f for f in self.tasks if not f.done()]
         for future in pending:
             future.cancel()
         for future in pending:

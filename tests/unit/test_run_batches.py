@@ -261,3 +261,23 @@ def test_a_cancelled_tail_acks_nothing_of_its_unit_nor_of_the_units_after_it() -
     assert stream.acked() == []
     assert ("tail cancelled", ("m1", "m2")) in journal
     assert ("tail end", ("m3", "m4")) not in journal
+
+
+def test_the_last_units_tail_runs_and_acks_while_the_loop_waits_for_more_input() -> None:
+    """Catches: running a unit's tail only when the next unit starts (on a quiet topic the
+    last unit would never be acked, and its suppressions never sent)."""
+    journal = Journal()
+    stream = FakeStream(journal, [["m1"]], live=True)
+    body = FakeBody(journal, tails={("m1",): 2}, blocked=[("never",)])
+
+    async def main() -> None:
+        task = asyncio.ensure_future(run_batches(stream, body, take=100, within=1.0))
+        await ticks(20)
+        assert not task.done()  # still waiting in noack_take
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert stream.acked() == ["m1"]
+    assert journal.position(("tail end", ("m1",))) < journal.position(("ack", "m1"))
