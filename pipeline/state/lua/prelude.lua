@@ -127,16 +127,25 @@ end
 
 -- The evidence of a decision: the JSON of the log entries of `doc` whose digests it counted,
 -- oldest first. Only the tenant's own log is searched, so a global-scope decision shows the
--- events of the tenant that tripped it, never another tenant's campaigns.
+-- events of the tenant that tripped it, never another tenant's campaigns. Each digest is
+-- found with a plain search for "<digest>\t" at a line start (an entry's JSON holds no raw
+-- tab or newline): matching every line of the log with a pattern was ~20 % of a hard bounce.
 local function evidence(doc, digests)
-  local wanted = {}
-  for _, d in ipairs(digests) do wanted[d] = true end
-  local out = {}
-  for raw in string.gmatch(doc.log, "[^\n]+") do
-    local tab = string.find(raw, "\t", 1, true)
-    if tab and wanted[string.sub(raw, 1, tab - 1)] then
-      table.insert(out, 1, string.sub(raw, tab + 1))
+  local log, found = doc.log, {}
+  for _, d in ipairs(digests) do
+    local needle, at = d .. "\t", 1
+    while true do
+      local s = string.find(log, needle, at, true)
+      if not s then break end
+      if s == 1 or string.byte(log, s - 1) == 10 then
+        local e = string.find(log, "\n", s, true)
+        found[#found + 1] = {s, string.sub(log, s + #needle, (e or 0) - 1)}
+      end
+      at = s + 1
     end
   end
+  table.sort(found, function(a, b) return a[1] > b[1] end)  -- the log is newest first
+  local out = {}
+  for n, x in ipairs(found) do out[n] = x[2] end
   return out
 end
