@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +51,9 @@ from pipeline.stream.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
+SENT_MEMORY = 100_000
+"""Event ids the emitter remembers having sent (a few units' worth; ~10 MB at most)."""
+
 Decoder = Callable[[bytes, datetime], Sequence[Event]]
 """Turns one message (value bytes, Kafka timestamp) into events; raises InvalidInput."""
 
@@ -65,6 +68,10 @@ class Emitter:
         self.suppressions = suppressions
         self.alerts = alerts
         self.fault_point = fault_point
+        self._sent: OrderedDict[str, None] = OrderedDict()
+        """Ids this process sent (acked) lately: a unit whose Redis half ran while the unit
+        before it was still in its Kafka half can get that unit's events back as pending;
+        they are not sent twice (after a crash they are, with the same ids)."""
 
     async def emit(self, outcome: Outcome) -> None:
         """Deliver `outcome`'s suppressions and alerts to Kafka (acks awaited) and mark them
@@ -80,20 +87,31 @@ class Emitter:
         )
 
     async def _send(self, outcome: Outcome) -> None:
-        futures = [await self._send_suppression(s) for s in outcome.suppressions]
-        futures += [await self._send_alert(a) for a in outcome.alerts]
-        futures += [await self._send_outage(a) for a in outcome.outage_alerts]
+        suppressions = [s for s in outcome.suppressions if s.event_id not in self._sent]
+        alerts = [a for a in outcome.alerts if a.event_id not in self._sent]
+        outages = [a for a in outcome.outage_alerts if a.event_id not in self._sent]
+        futures = [await self._send_suppression(s) for s in suppressions]
+        futures += [await self._send_alert(a) for a in alerts]
+        futures += [await self._send_outage(a) for a in outages]
         await asyncio.gather(*futures)
-        for s in outcome.suppressions:
+        self._remember([e.event_id for e in suppressions])
+        self._remember([e.event_id for e in alerts] + [e.event_id for e in outages])
+        for s in suppressions:
             metrics.count_suppression(s)
-        _log_suppressions(outcome.suppressions)
-        for a in outcome.alerts:
+        _log_suppressions(suppressions)
+        for a in alerts:
             metrics.count_sender_alert(a)
             log.warning("sender alert rule=%s tenant=%s rate=%.4f", a.rule, a.tenant, a.rate)
-        for o in outcome.outage_alerts:
+        for o in outages:
             metrics.OUTAGE_ALERTS.labels(o.phase, o.group).inc()
             log.warning("provider outage %s group=%s share=%.4f held=%d", o.phase, o.group,
                         o.share, o.held)  # fmt: skip
+
+    def _remember(self, ids: Sequence[str]) -> None:
+        for event_id in ids:
+            self._sent[event_id] = None
+        while len(self._sent) > SENT_MEMORY:
+            self._sent.popitem(last=False)
 
     async def _send_suppression(self, s: Suppression) -> Any:
         return await self.suppressions.send(key=s.address.encode(), value=orjson.dumps(s.to_json()))

@@ -112,3 +112,25 @@ def test_an_empty_outcome_sends_and_marks_nothing() -> None:
     emit, _, _ = emitter(journal)
     asyncio.run(emit.emit(Outcome()))
     assert journal == []
+
+
+def test_an_event_sent_once_is_not_sent_again_when_a_later_unit_returns_it_pending() -> None:
+    """Catches: the emitter sending again what it sent a moment ago (a unit's Redis half runs
+    while the unit before is in its Kafka half, and can get that unit's events back as still
+    pending): one message per event on the topic, while both outcomes are still marked."""
+    journal = Journal()
+    emit, suppressions, alerts = emitter(journal)
+    first = Outcome(suppressions=[suppression_for(A)], alerts=[alert_for(A)])
+    second = Outcome(suppressions=[suppression_for(A), suppression_for(B)], alerts=[alert_for(A)])
+
+    async def both() -> None:
+        await emit.emit(first)
+        await emit.emit(second)
+
+    asyncio.run(both())
+    assert [v["event_id"] for v in suppressions.values()] == ["s-e1", "s-e2"]
+    assert [v["event_id"] for v in alerts.values()] == ["al-e1"]
+    assert journal.kinds("mark") == [
+        ("mark", ["s-e1"], ["al-e1"]),
+        ("mark", ["s-e1", "s-e2"], ["al-e1"]),
+    ]
