@@ -18,6 +18,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from pipeline.core.classify import classify_attempt
 from pipeline.core.dsn import parse_dsn
 from pipeline.core.models import Outcome
 from tests.integration.conftest import TEST_VAR, WorkerProcess, _server, read_topic, send, wait_for
+from tests.integration.test_api import call
 
 pytestmark = pytest.mark.integration
 POSTFIX_PORT = int(os.environ.get("BG_TEST_POSTFIX_PORT", "10025"))
@@ -272,7 +274,7 @@ def test_a_real_dsn_after_a_logged_250_sent_twice_suppresses_once(
     worker: WorkerProcess = worker_factory(settings)
     delivered = {
         "event_id": f"pmta-{event_id}",
-        "ts": "2026-03-02T08:59:59Z",
+        "ts": (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "recipient": address,
         "tenant": "acme",
         "outcome": "delivered",
@@ -293,4 +295,8 @@ def test_a_real_dsn_after_a_logged_250_sent_twice_suppresses_once(
     send(producer, settings.topics.mail, dsn)  # the same DSN again (a mailbox read twice)
     wait_for(lambda: _decided(settings) >= 3, 30, worker.tail)  # the 250 and both copies
     assert len(read_topic(settings.kafka, topic, 1)) == 1, worker.tail()  # still one
+    # and counted once: one live bounce in the address's tenant scope, not two
+    _, view = call(settings, "GET", f"/v1/addresses/{address}?tenant=acme")
+    assert view["scopes"]["tenant"]["bounce_count"] == 1, view
+    assert [e["event_id"] for e in view["bounce_log"]] == [event["trigger_event_id"]], view
     assert worker.proc.poll() is None, worker.tail()
