@@ -8,6 +8,9 @@
 # Never the system instance (/etc/postfix): config, queue, data, log and the Maildir live in
 # $BG_VAR/postfix-$POSTFIX_PORT/ (BG_VAR defaults to ./var); runs as root (Postfix drops to
 # mail_owner=postfix itself). The Maildir is $BG_VAR/postfix-$POSTFIX_PORT/mail/bounces/.
+# A 4xx is tried once and bounced (a failed DSN with a 4.x.x Status) unless
+# POSTFIX_QUEUE_LIFETIME (maximal_queue_lifetime, default 0) is longer; POSTFIX_DELAY_WARNING
+# (delay_warning_time, default 0: none) then makes Postfix send a "delayed" DSN that soon.
 source "$(dirname "$0")/lib.sh"
 
 PORT="${POSTFIX_PORT:-10025}"
@@ -51,7 +54,8 @@ virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 soft_bounce = no
 bounce_queue_lifetime = 0
-maximal_queue_lifetime = 0
+maximal_queue_lifetime = ${POSTFIX_QUEUE_LIFETIME:-0}
+delay_warning_time = ${POSTFIX_DELAY_WARNING:-0}
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s

@@ -3,6 +3,8 @@ scripted SMTP sink on loopback that answers chosen recipients with real provider
 then writes its own RFC 3464 bounce into the sender's Maildir. Those DSNs parse to the right
 recipient, class and category, and one of them, sent twice through the live worker's
 `bounce.mail.raw` after a logged 250 for the same send, suppresses once (default preset).
+A second instance that retries a 4xx sends Postfix's "delayed" DSN: a deferral.
+Ports: BG_TEST_POSTFIX_PORT (and + 2 for the second instance), BG_TEST_SMTP_SINK_PORT.
 
 BG_DSN_CAPTURE_DIR=DIR writes each case's DSN to DIR/postfix-real-<case>.eml: how the samples
 in tests/data/dsn/ were made (tests/data/dsn/README.md)."""
@@ -163,8 +165,9 @@ class _Sink:
 
 @dataclass(frozen=True)
 class Postfix:
-    """The running Postfix instance and the Maildir its bounces go to."""
+    """A running Postfix instance: its SMTP port and the Maildir its bounces go to."""
 
+    port: int
     maildir: Path
 
     def bounce(self, recipients: list[str], event_id: str, tenant: str = "acme") -> bytes:
@@ -179,7 +182,7 @@ class Postfix:
         mail["X-BG-Tenant"] = tenant
         mail["List-Id"] = "<news.acme.example>"
         mail.set_content("Hello from acme.\n")
-        with smtplib.SMTP("127.0.0.1", POSTFIX_PORT, timeout=10) as smtp:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as smtp:
             smtp.send_message(mail, from_addr=SENDER, to_addrs=recipients)
         found: list[bytes] = []
 
@@ -189,31 +192,47 @@ class Postfix:
                 found[:] = [m.as_bytes() for m in box if event_id.encode() in m.as_bytes()]
             return bool(found)
 
-        wait_for(arrived, 30, lambda: _log_tail(self.maildir))
+        wait_for(arrived, 30, self._log_tail)
         return found[0]
 
-
-def _log_tail(maildir: Path) -> str:
-    log = maildir.parents[1] / "postfix.log"
-    return "no DSN in the Maildir; Postfix log:\n" + "\n".join(
-        log.read_text(errors="replace").splitlines()[-20:]
-    )
+    def _log_tail(self) -> str:
+        log = self.maildir.parents[1] / "postfix.log"
+        lines = log.read_text(errors="replace").splitlines()[-20:]
+        return "no DSN in the Maildir; Postfix log:\n" + "\n".join(lines)
 
 
 @pytest.fixture(scope="module")
-def postfix() -> Iterator[Postfix]:
-    """The sink on 127.0.0.1:SINK_PORT and Postfix on 127.0.0.1:POSTFIX_PORT relaying to it."""
-    sink = Controller(_Sink(), hostname="127.0.0.1", port=SINK_PORT)
-    sink.start()
-    env = {"POSTFIX_PORT": str(POSTFIX_PORT), "POSTFIX_RELAY_PORT": str(SINK_PORT)}
-    maildir = TEST_VAR / f"postfix-{POSTFIX_PORT}" / "mail" / "bounces"
-    shutil.rmtree(maildir, ignore_errors=True)  # bounces of an earlier run
+def sink() -> Iterator[None]:
+    """The scripted SMTP sink on 127.0.0.1:SINK_PORT (both Postfix instances relay to it)."""
+    controller = Controller(_Sink(), hostname="127.0.0.1", port=SINK_PORT)
+    controller.start()
+    yield
+    controller.stop()
+
+
+def _postfix(port: int, **env: str) -> Iterator[Postfix]:
+    env = {"POSTFIX_PORT": str(port), "POSTFIX_RELAY_PORT": str(SINK_PORT), **env}
+    _server("postfix.sh", "stop", env)  # a leftover of a run that was killed
+    home = TEST_VAR / f"postfix-{port}"
+    shutil.rmtree(home, ignore_errors=True)  # a fresh queue and Maildir every session
+    _server("postfix.sh", "start", env)
     try:
-        _server("postfix.sh", "start", env)
-        yield Postfix(maildir)
+        yield Postfix(port, home / "mail" / "bounces")
     finally:
         _server("postfix.sh", "stop", env)
-        sink.stop()
+
+
+@pytest.fixture(scope="module")
+def postfix(sink: None) -> Iterator[Postfix]:
+    """Postfix on 127.0.0.1:POSTFIX_PORT relaying to the sink; a 4xx is tried once."""
+    yield from _postfix(POSTFIX_PORT)
+
+
+@pytest.fixture(scope="module")
+def delaying_postfix(sink: None) -> Iterator[Postfix]:
+    """Postfix on 127.0.0.1:POSTFIX_PORT + 2 that retries a 4xx for a day and sends its
+    "delayed" DSN after one second."""
+    yield from _postfix(POSTFIX_PORT + 2, POSTFIX_QUEUE_LIFETIME="1d", POSTFIX_DELAY_WARNING="1s")
 
 
 def _capture(name: str, raw: bytes) -> None:
@@ -255,6 +274,22 @@ def test_a_real_postfix_dsn_for_two_refused_recipients_of_one_mail(postfix: Post
     ]
     assert {a.message_id for a in found} == {event_id}
     assert len({a.event_id for a in found}) == 2
+
+
+def test_a_real_postfix_delayed_dsn_is_a_deferral(delaying_postfix: Postfix) -> None:
+    event_id = f"send-{uuid.uuid4().hex[:10]}"
+    raw = delaying_postfix.bounce(["busy.user@example.com"], event_id)
+    _capture("delayed-4.2.1", raw)
+    assert b"Subject: Delayed Mail (still being retried)" in raw
+    [attempt] = parse_dsn(raw)  # Action: delayed
+    assert (attempt.recipient, attempt.outcome, attempt.message_id) == (
+        "busy.user@example.com",
+        Outcome.DEFERRED,
+        event_id,
+    )
+    assert (attempt.smtp_code, attempt.enhanced_code) == (450, "4.2.1")
+    verdict = classify_attempt(attempt)
+    assert (verdict.bounce_class.value, verdict.category.value) == ("soft", "throttled")
 
 
 def _decided(settings: Settings) -> int:
