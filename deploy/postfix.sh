@@ -6,8 +6,9 @@
 #   deploy/postfix.sh start|stop|status   ports: POSTFIX_PORT (default 10025),
 #                                         POSTFIX_RELAY_PORT (default POSTFIX_PORT + 1)
 # Never the system instance (/etc/postfix): config, queue, data, log and the Maildir live in
-# $BG_VAR/postfix-$POSTFIX_PORT/ (BG_VAR defaults to ./var); runs as root (Postfix drops to
-# mail_owner=postfix itself). The Maildir is $BG_VAR/postfix-$POSTFIX_PORT/mail/bounces/.
+# $BG_VAR/postfix-$POSTFIX_PORT/ (BG_VAR defaults to ./var). Postfix must be started by root
+# (it drops to mail_owner=postfix itself): sudo when not root. The Maildir is
+# $BG_VAR/postfix-$POSTFIX_PORT/mail/bounces/, owned by the caller (nobody for root).
 # A 4xx is tried once and bounced (a failed DSN with a 4.x.x Status) unless
 # POSTFIX_QUEUE_LIFETIME (maximal_queue_lifetime, default 0) is longer; POSTFIX_DELAY_WARNING
 # (delay_warning_time, default 0: none) then makes Postfix send a "delayed" DSN that soon.
@@ -18,6 +19,12 @@ RELAY="${POSTFIX_RELAY_PORT:-$((PORT + 1))}"
 DIR="$BG_VAR/postfix-$PORT"
 ETC="$DIR/etc"
 LOG="$DIR/postfix.log"
+PATH="$PATH:/usr/sbin"  # Debian puts postfix there, outside a user's PATH
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+# The virtual delivery agent refuses uids under 100: root's bounces are delivered as nobody.
+MAIL_UID=$(id -u) MAIL_GID=$(id -g)
+[ "$MAIL_UID" != 0 ] || { MAIL_UID=$(id -u nobody); MAIL_GID=$(id -g nobody); }
 
 configure() {
     mkdir -p "$ETC" "$DIR/queue" "$DIR/data" "$DIR/mail"
@@ -50,8 +57,8 @@ biff = no
 virtual_mailbox_domains = bounces.bounceguard.test
 virtual_mailbox_base = $DIR/mail
 virtual_mailbox_maps = static:bounces/
-virtual_uid_maps = static:65534
-virtual_gid_maps = static:65534
+virtual_uid_maps = static:$MAIL_UID
+virtual_gid_maps = static:$MAIL_GID
 soft_bounce = no
 bounce_queue_lifetime = 0
 maximal_queue_lifetime = ${POSTFIX_QUEUE_LIFETIME:-0}
@@ -84,11 +91,12 @@ anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 EOF
-    chown postfix:postfix "$DIR/data"
-    chown nobody:nogroup "$DIR/mail"
+    $SUDO chown postfix:postfix "$DIR/data"
+    $SUDO chown "$MAIL_UID:$MAIL_GID" "$DIR/mail"
 }
 
-running() { postfix -c "$ETC" status >/dev/null 2>&1; }
+pf() { $SUDO postfix -c "$ETC" "$@"; }
+running() { pf status >/dev/null 2>&1; }
 ready() { running && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
 start() {
@@ -99,16 +107,16 @@ start() {
     fi
     configure
     touch "$LOG"
-    postfix -c "$ETC" check  # creates the queue directories with their owners
-    postfix -c "$ETC" start >>"$LOG" 2>&1
+    pf check  # creates the queue directories with their owners
+    pf start >>"$LOG" 2>&1
     wait_until 20 "$LOG" ready
     echo "postfix: ready on 127.0.0.1:$PORT, relaying to 127.0.0.1:$RELAY (log $LOG)"
 }
 
 stop() {
     if [ -f "$ETC/main.cf" ] && running; then
-        postfix -c "$ETC" stop >>"$LOG" 2>&1
-        wait_until 20 "$LOG" bash -c "! postfix -c '$ETC' status"
+        pf stop >>"$LOG" 2>&1
+        wait_until 20 "$LOG" bash -c "! $SUDO postfix -c '$ETC' status"
         echo "postfix: stopped"
     else
         echo "postfix: not running"
