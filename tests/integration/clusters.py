@@ -247,7 +247,7 @@ def check_outcome(
     deadletter_topic: str,
     expected: set[str] | set[Decided],
     workers: Sequence[WorkerProcess],
-    timeout: float = 60,
+    timeout: float = 75,
     explain: Callable[[set[str]], str] = lambda missing: "",
 ) -> list[Decided]:
     """Read the suppression events until the expected count is in, then assert what every
