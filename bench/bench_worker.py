@@ -22,7 +22,7 @@ Runs, each a process of its own watched through its consumer group's committed o
    no profile); Redis command statistics kept;
 5. a bare faust agent over the raw lines;
 6. the worker over the raw lines: normalize, then count; done when the raw topic and the
-   attempts its lines became are both consumed.
+   attempts its lines became are both consumed; sampled by py-spy like 4.
 
 Every worker run has its own app id (consumer group), Redis namespace and topic set, and
 starts on an emptied Redis (FLUSHALL) so its Redis CPU and memory are its own; its
@@ -297,6 +297,7 @@ def _bench() -> None:
     create_topics([out])
     print(flush=True)
     profiler = Profiler(BENCH_VAR / "worker-arrays.pyspy.txt") if PYSPY else None
+    profiler_lines = Profiler(BENCH_VAR / "worker-normalize.pyspy.txt") if PYSPY else None
     raw_loop = _attempt("raw loop", lambda: _baseline("raw", single, tag, out))
     bare = _attempt("bare faust", lambda: _baseline("faust", single, tag, out))
     w_single = _attempt("worker single", lambda: _worker(single, "worker, single", "attempts"))
@@ -304,10 +305,13 @@ def _bench() -> None:
         "worker arrays", lambda: _worker(arrays, "worker, arrays", "attempts", profiler)
     )
     bare_lines = _attempt("bare faust lines", lambda: _baseline("faust-lines", lines, tag, out))
-    w_lines = _attempt("worker normalize", lambda: _worker(lines, "worker, normalize", "lines"))
+    w_lines = _attempt(
+        "worker normalize", lambda: _worker(lines, "worker, normalize", "lines", profiler_lines)
+    )
     done = [m for m in (raw_loop, bare, w_single, w_arrays, bare_lines, w_lines) if m]
     report.print_table(done)
-    report.print_profile(profiler.profile if profiler else None)
+    report.print_profile(profiler.profile if profiler else None, "arrays")
+    report.print_profile(profiler_lines.profile if profiler_lines else None, "normalize")
     report.print_commands(w_arrays.redis if w_arrays else None)
     rows = report.targets(w_arrays, w_single, bare, w_lines, bare_lines)
     runs = {"single": w_single, "arrays": w_arrays, "normalize": w_lines}

@@ -109,8 +109,8 @@ def _short(frame: str) -> str:
     return re.sub(r"\(\S*?site-packages/", "(", frame)
 
 
-def print_profile(profile: Profile | None, top: int = 15) -> None:
-    """The frames with the most samples, by own time and by total time."""
+def print_profile(profile: Profile | None, run: str, top: int = 15) -> None:
+    """The frames with the most samples of `run` ("arrays"), by own time and by total time."""
     if profile is None:
         return
     if profile.problem:
@@ -120,7 +120,7 @@ def print_profile(profile: Profile | None, top: int = 15) -> None:
         print(f"py-spy: no samples in {profile.path}\n")
         return
     print(
-        f"py-spy: {profile.samples:,} samples of the arrays run's steady window "
+        f"py-spy: {profile.samples:,} samples of the {run} run's steady window "
         f"(py-spy used {profile.spy_cpu:.1f} s CPU; {profile.path.relative_to(ROOT)})"
     )
     for title, counter in (("own", profile.own), ("total", profile.total)):

@@ -184,6 +184,12 @@ def overview() -> Any:
             ],
         ),
         P(
+            "Held suppressions by provider group",
+            "Is the provider-outage guard holding suppressions of a provider, and how many?",
+            "short",
+            [("sum by (group) (bounceguard_held_suppressions)", "{{group}}")],
+        ),
+        P(
             "Reactivations and sender alerts",
             "Are addresses being added back, and are tenants tripping tenant-level alerts?",
             "ops",

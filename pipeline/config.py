@@ -27,6 +27,7 @@ class Topics:
     feedback: str = "feedback.events"
     suppressions: str = "suppression.events"
     alerts: str = "sender.alerts"
+    esp: str = "esp.events.raw"
 
     def deadletter(self, topic: str) -> str:
         """Return the dead-letter topic of `topic` (`<topic>.deadletter`)."""
@@ -35,6 +36,7 @@ class Topics:
     def all(self) -> list[str]:
         """Every topic the worker reads or writes, dead-letter topics included."""
         main = [self.raw, self.mail, self.attempts, self.engagement, self.feedback]
+        main.append(self.esp)
         return [*main, self.suppressions, self.alerts, *(self.deadletter(t) for t in main)]
 
     @classmethod
@@ -116,6 +118,29 @@ class Settings:
     step of a batch (pipeline.stream.faults.POINTS). Never set it in production."""
     topics: Topics = field(default_factory=Topics)
     """Derived from topic_suffix."""
+    webhook_max_bytes: int = 1_000_000
+    """BOUNCEGUARD_WEBHOOK_MAX_BYTES: largest ESP webhook body accepted (413 above). Kept under
+    the broker's default message.max.bytes (1 MB): the body goes to esp.events.raw whole."""
+    webhook_timeout: float = 10.0
+    """BOUNCEGUARD_WEBHOOK_TIMEOUT: seconds a webhook waits for the broker's ack before it
+    answers 503 (the provider retries; a copy acked late is deduplicated by its event ids)."""
+    sendgrid_public_key: str | None = None
+    """BOUNCEGUARD_SENDGRID_PUBLIC_KEY: the Signed Event Webhook's verification key (base64
+    DER as the SendGrid console shows it, or PEM); unset = /v1/webhooks/sendgrid refuses all."""
+    mailgun_signing_key: str | None = None
+    """BOUNCEGUARD_MAILGUN_SIGNING_KEY: Mailgun's HTTP webhook signing key; unset = refuse all."""
+    postmark_basic_auth: str | None = None
+    """BOUNCEGUARD_POSTMARK_BASIC_AUTH: "user:password" of the Postmark webhook URL's basic
+    auth; unset = refuse all."""
+    sparkpost_basic_auth: str | None = None
+    """BOUNCEGUARD_SPARKPOST_BASIC_AUTH: "user:password" of the SparkPost webhook's basic
+    auth; unset = refuse all."""
+    sns_cert_file: str | None = None
+    """BOUNCEGUARD_SNS_CERT_FILE: PEM file of the SNS signing certificate(s) of your region
+    (downloaded once by the operator; nothing is fetched at run time); unset = refuse all."""
+    sns_topic_arns: str = ""
+    """BOUNCEGUARD_SNS_TOPIC_ARNS: comma-separated ARNs of the SNS topics whose messages are
+    accepted (AWS signs every account's topics with the same certificate)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "run the scheduled count-threshold sweep now",
     "topics": "create the Kafka topics bounceguard uses",
     "import-suppressions": "import another platform's suppression list (CSV) as suppressions",
+    "held": "list, release or discard the suppressions the provider-outage guard holds",
 }
 
 

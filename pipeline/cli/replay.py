@@ -159,9 +159,11 @@ async def _apply(store: Store, batch: list[Event]) -> None:
     _print(applied.suppressions)
     for alert in applied.alerts:
         print("alert " + orjson.dumps(alert.to_json()).decode(), file=sys.stderr)
+    for outage in applied.outage_alerts:
+        print("alert " + orjson.dumps(outage.to_json()).decode(), file=sys.stderr)
     for event, _ in applied.failed:
         print(f"event {event.event_id}: internal_error", file=sys.stderr)
-    await store.mark_emitted(applied.suppressions, applied.alerts)
+    await store.mark_emitted(applied.suppressions, applied.alerts, applied.acks)
 
 
 def _print(suppressions: Any) -> None:

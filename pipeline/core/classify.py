@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from pipeline.core import esp_verdicts
 from pipeline.core.models import Attempt, BounceClass, Category, Classification, Outcome
 
 RULES_FILE = "classify_rules.toml"
@@ -127,6 +128,7 @@ def _compile_rule(raw: dict[str, Any]) -> Rule:
 
 
 RULEBOOK = load_rulebook(resources.files("pipeline.core").joinpath(RULES_FILE).read_text("utf-8"))
+ESP_VERDICTS = esp_verdicts.load_verdicts(esp_verdicts.read_default(), RULEBOOK.default_class)
 
 
 def normalize(diagnostic: str) -> str:
@@ -261,7 +263,26 @@ def _classify_cached(
     phase: str,
     host: str,
 ) -> Classification:
-    """Uncached core of `classify` on already-trimmed inputs."""
+    """Uncached core of `classify` on already-trimmed inputs. An ESP attempt's phase
+    ("esp:<key>", pipeline.core.esp_verdicts) bounds the text's verdict by the provider's."""
+    if phase.startswith(esp_verdicts.ESP_PHASE_PREFIX):
+        text = _text_verdict(smtp_code, enhanced_code, diagnostic, outcome, phase="", host=host)
+        key = phase.removeprefix(esp_verdicts.ESP_PHASE_PREFIX)
+        hint = esp_verdicts.lookup(ESP_VERDICTS, key)
+        return hint.judge(text) if hint is not None else text
+    return _text_verdict(smtp_code, enhanced_code, diagnostic, outcome, phase=phase, host=host)
+
+
+def _text_verdict(
+    smtp_code: int | None,
+    enhanced_code: str | None,
+    diagnostic: str,
+    outcome: Outcome | None,
+    *,
+    phase: str,
+    host: str,
+) -> Classification:
+    """The rules' verdict on the SMTP result alone."""
     found_basic, found_enhanced = extract_codes(diagnostic)
     basic = smtp_code if smtp_code is not None else found_basic
     if basic is not None and 200 <= basic < 300 and found_basic is not None and found_basic >= 400:

@@ -23,6 +23,7 @@ import orjson
 from pipeline.core.classify import classify_attempt
 from pipeline.core.events import Engagement, Event, Feedback
 from pipeline.core.models import Attempt, BounceClass, Classification, SenderAlert, Suppression
+from pipeline.core.outage import Ack, OutageAlert, guard_args, read_guard
 from pipeline.core.outcomes import sender_alert, suppression_from_decision
 from pipeline.core.policies import DAY_MS, Policy, PolicyBook, Rule, RuleKind
 from pipeline.core.wire import (
@@ -111,6 +112,12 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     """Addresses whose group a Cluster node skipped untouched (its slot is not served there
     now): their events must be sent again after a slot-map refresh (Store.resend)."""
+    outage_alerts: list[OutageAlert] = field(default_factory=list)
+    """provider_outage alerts to send (pipeline.core.outage)."""
+    acks: list[Ack] = field(default_factory=list)
+    """What the guard must be told once the alerts and released suppressions are sent."""
+    held: dict[str, int] = field(default_factory=dict)
+    """Per provider group touched, its suppressions held now."""
 
 
 def engaged_ttl(book: PolicyBook) -> int:
@@ -144,16 +151,18 @@ def _verdict(event: Event) -> Classification | None:
 class _Group:
     """One address's events of a batch, in stream order, and their apply arguments."""
 
-    __slots__ = ("args", "events")
+    __slots__ = ("args", "events", "profiles")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.args: list[Arg] = []
+        self.profiles: list[int] = []
 
     def add(self, event: Event, verdict: Classification | None, index: int, prof: Any) -> None:
         """Append `event` with its profile `index` and fields, in the apply function's order
         (see lua/apply.lua)."""
         self.events.append(event)
+        self.profiles.append(index)
         args = self.args
         args += (index, event.tenant, event.list_id or NO_LIST, to_ms(event.ts))
         kind = prof["k"]
@@ -219,6 +228,7 @@ def plan_batch(
     )
     if router is None:
         _cut_calls(plan, header, groups, limits.call_events, None)
+        _guard_calls(plan, book, ns, groups)
     else:
         by_node: dict[str | None, dict[str, _Group]] = {}
         for address, items in groups.items():
@@ -255,6 +265,26 @@ def _cut_calls(
         numbered += group.events
         n_groups += 1
     close()
+
+
+def _guard_calls(plan: BatchPlan, book: PolicyBook, ns: str, groups: dict[str, _Group]) -> None:
+    """Turn each apply call into a guard call (the provider-outage guard wraps the apply
+    function: pipeline/state/lua/outage.lua). Standalone Redis only: the guard's per-group
+    keys live in a slot of their own, which a Cluster call pinned to an address's node
+    cannot reach (docs/policies.md)."""
+    if not any(p.outage for p in book.policies()):
+        return  # no tenant is guarded: nothing to count either
+    verdicts = {id(e): v for e, v in zip(plan.events, plan.verdicts, strict=True)}
+    profiles = [[p for a in _addresses(ev) for p in groups[a].profiles] for ev in plan.numbered]
+    args = guard_args(plan.numbered, verdicts, profiles, book, ns)
+    for n, arg in enumerate(args):
+        if arg is not None:
+            plan.calls[n] = Call("guard", [arg, *plan.calls[n].args], plan.calls[n].node)
+
+
+def _addresses(events: list[Event]) -> list[str]:
+    """The addresses of a call's events, each once, in call order (its groups' order)."""
+    return list(dict.fromkeys(e.recipient for e in events))
 
 
 def _plan_rates(plan: BatchPlan, book: PolicyBook, ns: str, router: Router | None) -> None:
@@ -314,8 +344,23 @@ def _plan_rate(
 
 def _entries(reply: Any) -> list[Any]:
     """An apply reply: a JSON array (Lua's cjson writes an empty one as `{}`)."""
-    decoded = orjson.loads(reply)
+    decoded = reply if isinstance(reply, list) else orjson.loads(reply)
     return decoded if isinstance(decoded, list) else []
+
+
+def _read_guard(outcome: Outcome, book: PolicyBook, reply: Any, seen: set[str]) -> list[Any]:
+    """Take the guard's part of a guard call's reply into `outcome`; return the apply part."""
+    guarded = read_guard(reply, book)
+    fresh = {a.event_id for a in guarded.alerts}  # a later call's copy is more recent
+    outcome.outage_alerts[:] = [a for a in outcome.outage_alerts if a.event_id not in fresh]
+    outcome.outage_alerts += guarded.alerts
+    outcome.acks += [a for a in guarded.acks if a not in outcome.acks]
+    outcome.held.update(guarded.held)
+    for s in guarded.released:
+        if s.event_id not in seen:
+            seen.add(s.event_id)
+            outcome.suppressions.append(s)
+    return guarded.entries
 
 
 def read_replies(plan: BatchPlan, book: PolicyBook, replies: Sequence[Any]) -> Outcome:
@@ -324,7 +369,9 @@ def read_replies(plan: BatchPlan, book: PolicyBook, replies: Sequence[Any]) -> O
     outcome = Outcome()
     seen: set[str] = set()
     n_apply = len(plan.numbered)
-    for events, reply in zip(plan.numbered, replies[:n_apply], strict=True):
+    for n, (events, raw) in enumerate(zip(plan.numbered, replies[:n_apply], strict=True)):
+        guarded = plan.calls[n].function == "guard"
+        reply = _read_guard(outcome, book, raw, seen) if guarded else raw
         for index, kind, payload in _entries(reply):
             event = events[int(index) - 1]
             if kind == "s":

@@ -138,6 +138,54 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class OutageGuard:
+    """The provider-outage guard's numbers (`[outage_guard]` of a preset; docs/policies.md).
+
+    A receiving domain group is in a burst when some trailing window of 1 to
+    `window_minutes` one-minute buckets of event time holds at least `min_attempts`
+    attempts, at least `min_share` of them hard bounces, and a share at least
+    `baseline_factor` times the group's hard share over the `baseline_hours` before."""
+
+    window_minutes: int = 15
+    min_attempts: int = 200
+    min_share: float = 0.10
+    baseline_factor: float = 5.0
+    baseline_hours: int = 24
+    grace_minutes: int = 60
+    """Event-time minutes after a burst ends before its held suppressions settle."""
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.window_minutes <= 60 and 1 <= self.baseline_hours <= 72):
+            raise ValueError("outage_guard: window_minutes 1-60, baseline_hours 1-72")
+        if self.min_attempts < 1 or not 0 < self.min_share <= 1 or self.baseline_factor < 0:
+            raise ValueError("outage_guard: min_attempts >= 1, 0 < min_share <= 1, factor >= 0")
+        if self.grace_minutes < 0:
+            raise ValueError("outage_guard: grace_minutes >= 0")
+
+    def wire(self) -> dict[str, Any]:
+        """The numbers as the guard function reads them (pipeline/state/lua/outage.lua)."""
+        return {
+            "w": self.window_minutes,
+            "n": self.min_attempts,
+            "s": self.min_share,
+            "f": self.baseline_factor,
+            "bh": self.baseline_hours,
+            "gr": self.grace_minutes * 60_000,
+        }
+
+
+def outage_guard_from(raw: Mapping[str, Any] | None) -> OutageGuard | None:
+    """The guard of a preset's `[outage_guard]` table; None when absent or enabled = false."""
+    if not raw or not raw.get("enabled", True):
+        return None
+    ints = ("window_minutes", "min_attempts", "baseline_hours", "grace_minutes")
+    floats = ("min_share", "baseline_factor")
+    values: dict[str, Any] = {k: int(raw[k]) for k in ints if k in raw}
+    values.update({k: float(raw[k]) for k in floats if k in raw})
+    return OutageGuard(**values)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """The rules one tenant is judged by: a preset plus that tenant's overrides."""
 
@@ -156,6 +204,8 @@ class Policy:
     keep_delivered_log: bool = False
     """Keep each address's "250 ok" records for a short time (seed 003's activity report);
     every other policy keeps no record of a delivery beyond the reset it causes."""
+    outage: OutageGuard | None = None
+    """The provider-outage guard (None: off, suppressions are never held)."""
 
     def rule(self, rule_id: str) -> Rule:
         """Return the rule with this id; raise KeyError when there is none."""
@@ -216,6 +266,7 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
             bounce_categories=frozenset(Category(c) for c in data.get("bounce_categories", ())),
             source=str(data.get("source", "")),
             keep_delivered_log=bool(data.get("delivered_log", False)),
+            outage=outage_guard_from(data.get("outage_guard")),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"bad policy data: {exc!r}") from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-FILES = ("prelude", "rules", "apply", "confirm", "rates", "sweep", "reactivate", "import")
+FILES = ("prelude", "rules", "apply", "confirm", "rates", "sweep", "reactivate", "import", "outage")
 """Concatenated in this order: later files use the helpers of earlier ones."""
 
 

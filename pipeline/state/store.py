@@ -35,12 +35,14 @@ from redis.exceptions import ResponseError
 from pipeline.core.errors import Transient
 from pipeline.core.events import Event
 from pipeline.core.models import Scope, SenderAlert, Suppression
+from pipeline.core.outage import Ack
 from pipeline.core.outcomes import reactivation
 from pipeline.core.plan import BatchPlan, Call, Limits, Outcome, plan_batch, read_replies
 from pipeline.core.policies import Policy, PolicyBook
 from pipeline.core.wire import digest, history_record, to_ms
 from pipeline.state import functions, keys
 from pipeline.state.errors import REDIS_DOWN, redis_errors
+from pipeline.state.held import guard_confirm_call
 
 DAY = 86_400
 HOUR = 3_600
@@ -406,16 +408,23 @@ class Store:
         return calls
 
     async def mark_emitted(
-        self, suppressions: Sequence[Suppression], alerts: Sequence[SenderAlert] = ()
+        self,
+        suppressions: Sequence[Suppression],
+        alerts: Sequence[SenderAlert] = (),
+        acks: Sequence[Ack] = (),
     ) -> None:
         """Record that `suppressions` and `alerts` reached Kafka: replaying their trigger
         events later re-emits nothing, and the suppressions join their tenants' histories.
         Call only after the sends were acknowledged. Idempotent; raises Transient (on a
-        Cluster also when a slot moved under a call: calling again routes it afresh)."""
-        if not suppressions and not alerts:
+        Cluster also when a slot moved under a call: calling again routes it afresh). `acks`
+        tell the outage guard its alerts and released suppressions were sent."""
+        if not suppressions and not alerts and not acks:
             return
         await self.ready()
-        await self.run(self.confirm_calls(suppressions, alerts))
+        calls = self.confirm_calls(suppressions, alerts)
+        if acks:
+            calls.append(guard_confirm_call(self.namespace, acks))
+        await self.run(calls)
 
     async def ready(self) -> None:
         """Cluster: read the slot map unless it is known (the client is lazy); nothing on a

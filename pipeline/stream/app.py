@@ -11,7 +11,7 @@ import faust
 from pipeline.config import Settings
 from pipeline.core.policies import load_book
 from pipeline.state.store import Store
-from pipeline.stream import agents, mail, monitor, normalize, topics
+from pipeline.stream import agents, esp, mail, monitor, normalize, topics
 from pipeline.stream.apply import Emitter
 
 
@@ -69,5 +69,6 @@ def create_app(settings: Settings) -> Runtime:
     agents.attach(app, settings, declared, store, emitter)
     normalize.attach(app, settings, declared)
     mail.attach(app, settings, declared)
+    esp.attach(app, settings, declared)
     monitor.attach(app, settings)
     return Runtime(app, store, emitter, declared)

@@ -8,10 +8,16 @@ The order of the steps is the durability contract (STYLE.md; quix's Checkpoint.c
   2. Plan in the core, run the plan in Redis (one round trip), read the replies in the core.
      The functions remember what they counted, so a unit processed again after a crash
      counts nothing twice. An event the functions could not process is dead-lettered alone.
-  3. Send the suppression events (deterministic ids) and tenant alerts; await delivery.
+  3. (the unit's tail, which runs while the next unit is in Redis) Send the suppression
+     events (deterministic ids) and tenant alerts; await delivery.
   4. Mark them emitted and add them to the tenants' histories (a crash before this
      re-emits the same events, never loses one).
   5. Return; only then does the loop (pipeline.stream.batch) ack the unit's messages.
+
+Steps 3-4 of unit k overlap steps 1-2 of unit k+1; the loop still runs tails in unit order
+and acks in unit order. A replay of an event of unit k inside unit k+1 (the same message
+produced twice, close together) may then see k's suppression still pending and send it again:
+the same event id, as after a crash, never a second decision.
 
 A transient Redis or Kafka error is retried with backoff, never acked. No exception escapes
 (faust would restart the agent and can skip the failing offset, faust #315): an unexpected
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,9 +42,11 @@ from pipeline.core.decode import check_not_empty
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.events import Event
 from pipeline.core.models import SenderAlert, Suppression
+from pipeline.core.outage import OutageAlert
 from pipeline.core.plan import BatchPlan, Outcome
 from pipeline.state.store import Store
 from pipeline.stream import deadletter, faults, metrics
+from pipeline.stream.batch import Tail
 from pipeline.stream.retry import retry_transient
 
 log = logging.getLogger(__name__)
@@ -60,18 +69,20 @@ class Emitter:
     async def emit(self, outcome: Outcome) -> None:
         """Deliver `outcome`'s suppressions and alerts to Kafka (acks awaited) and mark them
         emitted; retries transient errors forever, so returning means it is durable."""
-        if not outcome.suppressions and not outcome.alerts:
+        if not outcome.suppressions and not outcome.alerts and not outcome.acks:
             return
         faults.reach(self.fault_point, "after_redis")
         await retry_transient("emit", lambda: self._send(outcome))
         faults.reach(self.fault_point, "after_emit")
         await retry_transient(
-            "mark", lambda: self.store.mark_emitted(outcome.suppressions, outcome.alerts)
+            "mark",
+            lambda: self.store.mark_emitted(outcome.suppressions, outcome.alerts, **_acks(outcome)),
         )
 
     async def _send(self, outcome: Outcome) -> None:
         futures = [await self._send_suppression(s) for s in outcome.suppressions]
         futures += [await self._send_alert(a) for a in outcome.alerts]
+        futures += [await self._send_outage(a) for a in outcome.outage_alerts]
         await asyncio.gather(*futures)
         for s in outcome.suppressions:
             metrics.count_suppression(s)
@@ -79,12 +90,24 @@ class Emitter:
         for a in outcome.alerts:
             metrics.count_sender_alert(a)
             log.warning("sender alert rule=%s tenant=%s rate=%.4f", a.rule, a.tenant, a.rate)
+        for o in outcome.outage_alerts:
+            metrics.OUTAGE_ALERTS.labels(o.phase, o.group).inc()
+            log.warning("provider outage %s group=%s share=%.4f held=%d", o.phase, o.group,
+                        o.share, o.held)  # fmt: skip
 
     async def _send_suppression(self, s: Suppression) -> Any:
         return await self.suppressions.send(key=s.address.encode(), value=orjson.dumps(s.to_json()))
 
+    async def _send_outage(self, a: OutageAlert) -> Any:
+        return await self.alerts.send(key=a.key.encode(), value=orjson.dumps(a.to_json()))
+
     async def _send_alert(self, a: SenderAlert) -> Any:
         return await self.alerts.send(key=a.tenant.encode(), value=orjson.dumps(a.to_json()))
+
+
+def _acks(outcome: Outcome) -> dict[str, Any]:
+    """The outage guard's acks as mark_emitted's keyword, only when there are some."""
+    return {"acks": outcome.acks} if outcome.acks else {}
 
 
 def _log_suppressions(suppressions: Sequence[Suppression]) -> None:
@@ -181,20 +204,39 @@ class EventBatch:
         """The faust events of `unit`."""
         return unit.messages
 
-    async def finish(self, unit: Unit) -> None:
-        """Run steps 1-4 for `unit`; returns only when all of it is durably handled."""
+    async def finish(self, unit: Unit) -> Tail | None:
+        """Run steps 1-2 for `unit` and return the tail that runs steps 3-4 (None when the
+        unit fell back to one message at a time, which did all of it)."""
         metrics.BATCH_SIZE.observe(len(unit.events))
+        started = time.perf_counter()
         try:
             if unit.failure is not None:
                 raise unit.failure
-            await metrics.timed(metrics.BATCH_SECONDS, self._finish(unit))
+            outcome = await self._apply(unit)
         except Exception as exc:
-            # The exception's text may quote the input (an address): type at ERROR, the
-            # traceback only at DEBUG (no address at INFO or above, STYLE.md habit 10).
-            log.debug("internal error", exc_info=True)
-            await self._fallback(unit.messages, exc)
+            await self._fell_back(unit, exc)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            return None
 
-    async def _finish(self, unit: Unit) -> None:
+        async def tail() -> None:
+            try:
+                await self._dead_letter_failed(unit, outcome)
+                await self.emitter.emit(outcome)
+            except Exception as exc:
+                # Redis applied the unit already: doing it again message by message changes
+                # nothing there (the functions remember it) and sends what is still owed.
+                await self._fell_back(unit, exc)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+        return tail
+
+    async def _fell_back(self, unit: Unit, exc: Exception) -> None:
+        # The exception's text may quote the input (an address): type at ERROR, the
+        # traceback only at DEBUG (no address at INFO or above, STYLE.md habit 10).
+        log.debug("internal error", exc_info=True)
+        await self._fallback(unit.messages, exc)
+
+    async def _apply(self, unit: Unit) -> Outcome:
         assert unit.plan is not None
         plan = unit.plan
         await asyncio.gather(
@@ -209,8 +251,8 @@ class EventBatch:
             skipped = outcome
             outcome = await retry_transient("redis", lambda: self.store.resend(plan, skipped))
         metrics.observe_decision_lag(plan.events)
-        await self._dead_letter_failed(unit, outcome)
-        await self.emitter.emit(outcome)
+        metrics.observe_held(outcome.held)
+        return outcome
 
     async def _dead_letter_failed(self, unit: Unit, outcome: Outcome) -> None:
         """An event the functions failed on goes to the dead-letter topic on its own (the
@@ -231,7 +273,9 @@ class EventBatch:
         log.error("batch failed error=%s; processing its messages one by one", type(exc).__name__)
         for message in messages:
             for unit in self.units([message]):
-                await self.finish(unit)
+                tail = await self.finish(unit)
+                if tail is not None:
+                    await tail()
 
 
 def _event_json(event: Event) -> dict[str, Any]:

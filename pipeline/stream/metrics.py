@@ -262,3 +262,45 @@ async def timed(histogram: Histogram, step: Awaitable[T]) -> T:
         return await step
     finally:
         histogram.observe(time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- ESP webhooks (issue 11)
+# Counter: webhook requests by provider and answer (accepted, unauthorized, too_large,
+# kafka_unavailable, subscription, bad_request); the provider list is fixed, no addresses.
+WEBHOOK_REQUESTS = Counter(
+    "bounceguard_webhook_requests_total", "ESP webhook requests", ["provider", "result"]
+)
+# Counter: esp.events.raw messages read by the ESP agent, by result (attempts, skipped,
+# dead_letter), as RAW_MAILS is for bounce mails.
+RAW_ESP_EVENTS = Counter(
+    "bounceguard_raw_esp_events_total", "Raw ESP webhook bodies read", ["result"]
+)
+# Counter: attempts and feedback events the ESP agent produced.
+ESP_EVENTS_PRODUCED = Counter(
+    "bounceguard_esp_events_produced_total", "Attempts and feedback produced from ESP webhooks"
+)
+
+
+# Gauge: suppressions the provider-outage guard holds now, per provider group (issue 12; a
+# group name or a receiving domain, never an address). Only groups that held something get a
+# series: every receiving domain is a group, and most never hold anything.
+HELD = Gauge(
+    "bounceguard_held_suppressions",
+    "Suppressions held by the provider-outage guard, per provider group",
+    ["group"],
+)
+# Counter: provider_outage alerts emitted, by phase (start, end) and provider group.
+OUTAGE_ALERTS = Counter(
+    "bounceguard_provider_outage_alerts_total",
+    "provider_outage events emitted on sender.alerts",
+    ["phase", "group"],
+)
+_held_groups: set[str] = set()
+
+
+def observe_held(held: dict[str, int]) -> None:
+    """Set the held gauge from a batch's guard replies (group -> held now)."""
+    for group, n in held.items():
+        if n > 0 or group in _held_groups:
+            _held_groups.add(group)
+            HELD.labels(group).set(n)

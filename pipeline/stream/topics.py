@@ -93,6 +93,8 @@ class AppTopics:
     feedback_deadletter: Any
     suppressions: Any
     alerts: Any
+    esp: Any
+    esp_deadletter: Any
 
 
 def declare(app: Any, settings: Settings) -> AppTopics:
@@ -122,4 +124,6 @@ def declare(app: Any, settings: Settings) -> AppTopics:
         feedback_deadletter=raw(names.deadletter(names.feedback)),
         suppressions=raw(names.suppressions),
         alerts=raw(names.alerts),
+        esp=raw(names.esp),
+        esp_deadletter=raw(names.deadletter(names.esp)),
     )

@@ -34,6 +34,7 @@ from pipeline.core.models import Scope, check_tenant
 from pipeline.core.plan import Outcome
 from pipeline.state import history, queries
 from pipeline.stream.app import Runtime
+from pipeline.web import webhooks
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 1000
@@ -86,6 +87,12 @@ def attach(runtime: Runtime, settings: Settings) -> None:
     @app.page("/v1/suppressions")  # type: ignore[untyped-decorator]
     async def suppressions(web: Any, request: Any) -> Any:
         return await answer(web, lambda: suppression_page(runtime, settings, request))
+
+    from pipeline.web import held, ui  # noqa: PLC0415 - both import this module
+
+    ui.attach(runtime, settings)
+    webhooks.attach(runtime, settings)
+    held.attach(runtime, settings)
 
 
 async def answer(web: Any, handler: Any) -> Any:

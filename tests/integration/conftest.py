@@ -191,6 +191,18 @@ class WorkerProcess:
 @pytest.fixture
 def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start `bounceguard worker` subprocesses; every one is stopped at teardown."""
+    yield from _worker_factory(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_worker_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """worker_factory for workers one test module shares (stopped after its last test)."""
+    yield from _worker_factory(tmp_path_factory.mktemp("workers"))
+
+
+def _worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(settings: Settings, **env: str) -> WorkerProcess:
@@ -206,7 +218,7 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         worker = WorkerProcess(proc, log, settings)
         started.append(worker)
         wait_for(
-            lambda: _healthy(settings.web_port) or proc.poll() is not None,
+            lambda: _healthy(settings.web_port, settings.web_bind) or proc.poll() is not None,
             60,
             worker.tail,
         )
@@ -219,11 +231,11 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         worker.stop()
 
 
-def _healthy(port: int) -> bool:
+def _healthy(port: int, host: str = "127.0.0.1") -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+        with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=1) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

@@ -259,3 +259,11 @@ class FakeStore:
         if self.mark_fail is not None and self.mark_fail_times > 0:
             self.mark_fail_times -= 1
             raise self.mark_fail
+
+
+async def finish_whole(body: Any, unit: Any) -> None:
+    """A unit through `body.finish` and then its tail, if it returned one (what
+    pipeline.stream.batch.run_batches does for one unit, minus the acks and the overlap)."""
+    tail = await body.finish(unit)
+    if tail is not None:
+        await tail()

@@ -13,21 +13,22 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.core.policies import PolicyBook, load_preset
-from pipeline.stream import agents, mail, normalize
+from pipeline.stream import agents, esp, mail, normalize
 from pipeline.stream.app import create_app
 
 POLICY_AGENTS = {"count", "engagement", "feedback"}
 NORMALIZE = "pipeline.stream.normalize.normalize"
 BOUNCE_MAIL = "pipeline.stream.mail.bounce_mail"
+ESP_EVENTS = "pipeline.stream.esp.esp_events"
 
 
 def test_every_agent_the_app_defines_has_concurrency_1() -> None:
     """Catches: `concurrency=1` dropped (or changed) in pipeline/stream/agents.py `_agent` or
-    in normalize.attach or mail.attach, and a new agent added without it."""
+    in normalize.attach, mail.attach or esp.attach, and a new agent added without it."""
     runtime = create_app(Settings.from_env({}))
     agents = dict(runtime.app.agents.items())
 
-    assert set(agents) == {*POLICY_AGENTS, NORMALIZE, BOUNCE_MAIL}
+    assert set(agents) == {*POLICY_AGENTS, NORMALIZE, BOUNCE_MAIL, ESP_EVENTS}
     assert {name: agent.concurrency for name, agent in agents.items()} == dict.fromkeys(agents, 1)
 
 
@@ -42,6 +43,7 @@ def test_each_agent_reads_its_own_input_topic() -> None:
         "feedback": "feedback.events",
         NORMALIZE: "mta.log.raw",
         BOUNCE_MAIL: "bounce.mail.raw",
+        ESP_EVENTS: "esp.events.raw",
     }
 
 
@@ -65,7 +67,7 @@ def test_every_agent_asks_for_concurrency_1_explicitly() -> None:
     is what keeps the guarantee through a faust upgrade or an app-level default."""
     app = RecordingApp()
     settings = Settings.from_env({})
-    names = ["attempts", "engagement", "feedback", "raw", "mail"]
+    names = ["attempts", "engagement", "feedback", "raw", "mail", "esp"]
     topics: Any = types.SimpleNamespace(
         **{n: n for n in names}, **{f"{n}_deadletter": f"{n}.dl" for n in names}
     )
@@ -73,6 +75,7 @@ def test_every_agent_asks_for_concurrency_1_explicitly() -> None:
     agents.attach(app, settings, topics, store, emitter=None)  # type: ignore[arg-type]
     normalize.attach(app, settings, topics)
     mail.attach(app, settings, topics)
+    esp.attach(app, settings, topics)
 
     assert [channel for channel, _ in app.agent_calls] == names
-    assert [options.get("concurrency") for _, options in app.agent_calls] == [1, 1, 1, 1, 1]
+    assert [options.get("concurrency") for _, options in app.agent_calls] == [1] * len(names)

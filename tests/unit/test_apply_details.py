@@ -26,6 +26,7 @@ from tests.unit.fakes import (
     Message,
     Record,
     attempt_message,
+    finish_whole,
     records,
 )
 
@@ -70,7 +71,7 @@ class Rig:
         async def take() -> None:
             for unit in self.batch.units(messages):
                 units.append([m.message.offset for m in unit.messages])
-                await self.batch.finish(unit)
+                await finish_whole(self.batch, unit)
 
         asyncio.run(take())
         return units

@@ -5,7 +5,7 @@ so that the journal shows the order of the steps:
 
 and that an unexpected error costs exactly the one message at fault (dead-lettered with
 reason internal_error), never its neighbours. Driven as pipeline.stream.batch.run_batches does
-(`for unit in batch.units(messages): await batch.finish(unit)`), minus the acks (see
+(`for unit in batch.units(messages)`: finish, then its tail), minus the acks (see
 test_run_batches.py).
 """
 
@@ -21,7 +21,15 @@ import orjson
 from pipeline.core.decode import decode_attempts
 from pipeline.core.errors import Reason
 from pipeline.stream.apply import Emitter, EventBatch
-from tests.unit.fakes import FakeStore, FakeTopic, Journal, Record, attempt_message, records
+from tests.unit.fakes import (
+    FakeStore,
+    FakeTopic,
+    Journal,
+    Record,
+    attempt_message,
+    finish_whole,
+    records,
+)
 
 DLQ = "delivery.attempts.deadletter"
 
@@ -51,7 +59,7 @@ class Worker:
     def process(self, messages: list[Record]) -> None:
         async def take() -> None:
             for unit in self.batch.units(messages):
-                await self.batch.finish(unit)
+                await finish_whole(self.batch, unit)
                 self.journal.append(("finished", [m.message.offset for m in unit.messages]))
 
         asyncio.run(take())

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.core.errors import InvalidInput
 from pipeline.stream import apply, normalize
+from tests.unit.fakes import finish_whole
 
 ADDRESS = "secret.person@example.com"
 
@@ -41,7 +42,7 @@ class BrokenParser:
 async def process(batch: Any, messages: list[Any]) -> None:
     """What pipeline.stream.batch.run_batches does with one take, minus the acks."""
     for unit in batch.units(messages):
-        await batch.finish(unit)
+        await finish_whole(batch, unit)
 
 
 def leaked(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -23,10 +23,19 @@ from pipeline.core.plan import (
     read_replies,
     unique,
 )
-from pipeline.core.policies import DAY_MS, PolicyBook, load_preset
+from pipeline.core.policies import DAY_MS, Policy, PolicyBook
+from pipeline.core.policies import load_preset as _load_preset
 from pipeline.core.wire import ENGAGEMENT, delivered_entry, digest, log_entry, profile, to_ms
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def load_preset(name: str, overrides: dict[str, object] | None = None) -> Policy:
+    """The preset with the outage guard off: these tests pin the apply calls themselves (the
+    guard's wrapping of them is tested in test_outage.py)."""
+    return _load_preset(name, {**(overrides or {}), "outage_guard": {"enabled": False}})
+
+
 HOUR = timedelta(hours=1)
 ECO = load_preset("ecomail", {"delivered_log": True})
 DEFAULT = load_preset("default")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import pipeline.stream.batch as batch_module
-from pipeline.stream.batch import run_batches
+from pipeline.stream.batch import Tail, run_batches
 from tests.unit.fakes import Journal, ticks
 
 Unit = tuple[str, ...]
@@ -57,12 +57,16 @@ class FakeBody:
         size: int = 2,
         slow: dict[Unit, int] | None = None,
         blocked: Sequence[Unit] = (),
+        tails: dict[Unit, int] | None = None,
+        tail_blocked: Sequence[Unit] = (),
     ) -> None:
         self.journal = journal
         self.size = size
         self.slow = slow or {}
         self.blocked = set(blocked)
         self.gate = asyncio.Event()
+        self.tails = tails or {}
+        self.tail_blocked = set(tail_blocked)
 
     def units(self, messages: Sequence[str]) -> Iterator[Unit]:
         for i in range(0, len(messages), self.size):
@@ -73,7 +77,7 @@ class FakeBody:
     def messages_of(self, unit: Unit) -> Sequence[str]:
         return unit
 
-    async def finish(self, unit: Unit) -> None:
+    async def finish(self, unit: Unit) -> Tail | None:
         self.journal.append(("start", unit))
         try:
             await ticks(self.slow.get(unit, 1))
@@ -83,6 +87,21 @@ class FakeBody:
             self.journal.append(("cancelled", unit))
             raise
         self.journal.append(("end", unit))
+        if unit not in self.tails and unit not in self.tail_blocked:
+            return None
+
+        async def tail() -> None:
+            self.journal.append(("tail", unit))
+            try:
+                await ticks(self.tails.get(unit, 1))
+                if unit in self.tail_blocked:
+                    await self.gate.wait()
+            except asyncio.CancelledError:
+                self.journal.append(("tail cancelled", unit))
+                raise
+            self.journal.append(("tail end", unit))
+
+        return tail
 
 
 def consume(stream: FakeStream, body: FakeBody) -> None:
@@ -186,3 +205,79 @@ def test_a_unit_the_loop_awaits_when_cancelled_is_never_acked_nor_its_successor_
 def _no_send_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests step the loop with sleep(0); the real grace is a timer sleep."""
     monkeypatch.setattr(batch_module, "SEND_GRACE", 0)
+
+
+def test_a_tail_runs_while_the_next_unit_is_in_finish_and_acks_wait_for_the_tail() -> None:
+    """Catches: acking a unit when its finish returned but its tail (the Kafka half) had not
+    run, and awaiting each tail before the next unit's finish (no overlap: the worker idles
+    while Kafka confirms)."""
+    journal = Journal()
+    stream = FakeStream(journal, [["m1", "m2", "m3", "m4"]])
+    body = FakeBody(journal, tails={("m1", "m2"): 6, ("m3", "m4"): 1})
+    consume(stream, body)
+
+    assert stream.acked() == ["m1", "m2", "m3", "m4"]
+    first_tail_end = journal.position(("tail end", ("m1", "m2")))
+    assert journal.position(("start", ("m3", "m4"))) < first_tail_end
+    assert all(journal.position(("ack", m)) > first_tail_end for m in ("m1", "m2"))
+    assert journal.position(("ack", "m3")) > journal.position(("tail end", ("m3", "m4")))
+
+
+def test_tails_run_in_unit_order_even_when_a_later_one_is_quicker() -> None:
+    """Catches: starting a tail without waiting for the one before (suppressions sent out of
+    unit order, and acks out of stream order)."""
+    journal = Journal()
+    stream = FakeStream(journal, [["m1", "m2", "m3", "m4"]])
+    body = FakeBody(journal, tails={("m1", "m2"): 8, ("m3", "m4"): 1})
+    consume(stream, body)
+
+    assert journal.position(("tail end", ("m1", "m2"))) < journal.position(("tail", ("m3", "m4")))
+    assert stream.acked() == ["m1", "m2", "m3", "m4"]
+
+
+def test_a_stalled_tail_stops_the_loop_before_redis_runs_far_ahead() -> None:
+    """Catches: no bound on waiting tails (with Kafka down, Redis would apply unit after unit
+    that cannot be acked, and memory would grow with them)."""
+    journal = Journal()
+    stream = FakeStream(journal, [["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]], live=True)
+    body = FakeBody(journal, tail_blocked=[("m1", "m2")], tails={("m3", "m4"): 1})
+    run_then_cancel(stream, body, until=("end", ("m3", "m4")))
+
+    # unit 2 ran its Redis half beside unit 1's tail; unit 3 is planned but waits
+    starts = [e[1] for e in journal.kinds("start")]
+    assert starts == [("m1", "m2"), ("m3", "m4")]
+    assert ("cut", ("m5", "m6")) in journal
+    assert stream.acked() == []
+
+
+def test_a_cancelled_tail_acks_nothing_of_its_unit_nor_of_the_units_after_it() -> None:
+    """Catches: acking after a tail that was cancelled (shutdown during the Kafka half), or
+    letting a later unit's tail ack past it."""
+    journal = Journal()
+    stream = FakeStream(journal, [["m1", "m2", "m3", "m4"]], live=True)
+    body = FakeBody(journal, tail_blocked=[("m1", "m2")], tails={("m3", "m4"): 1})
+    run_then_cancel(stream, body, until=("end", ("m3", "m4")))
+
+    assert stream.acked() == []
+    assert ("tail cancelled", ("m1", "m2")) in journal
+    assert ("tail end", ("m3", "m4")) not in journal
+
+
+def test_the_last_units_tail_runs_and_acks_while_the_loop_waits_for_more_input() -> None:
+    """Catches: running a unit's tail only when the next unit starts (on a quiet topic the
+    last unit would never be acked, and its suppressions never sent)."""
+    journal = Journal()
+    stream = FakeStream(journal, [["m1"]], live=True)
+    body = FakeBody(journal, tails={("m1",): 2}, blocked=[("never",)])
+
+    async def main() -> None:
+        task = asyncio.ensure_future(run_batches(stream, body, take=100, within=1.0))
+        await ticks(20)
+        assert not task.done()  # still waiting in noack_take
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert stream.acked() == ["m1"]
+    assert journal.position(("tail end", ("m1",))) < journal.position(("ack", "m1"))

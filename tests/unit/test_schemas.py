@@ -13,10 +13,13 @@ import pytest
 from pipeline.core.decode import attempt_from_mapping, decode_attempts
 from pipeline.core.dsn import parse_dsn
 from pipeline.core.errors import InvalidInput, Reason
+from pipeline.core.esp import parse_esp
+from pipeline.core.events import Feedback
 from pipeline.core.messages import decode_engagement, decode_feedback
 from pipeline.core.models import Action, Scope, SenderAlert, Suppression
 from pipeline.core.parsing import make_parser
 from pipeline.stream.deadletter import envelope
+from tests.esp_signing import sns_envelope, sns_signer
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -29,6 +32,7 @@ NAMES = [
     "sender.alert.v1",
     "mta.log.raw.v1",
     "bounce.mail.raw.v1",
+    "esp.events.raw.v1",
 ]
 
 
@@ -171,3 +175,33 @@ def test_bounce_mail_example_is_a_dsn_that_parses_to_valid_attempts() -> None:
 def test_bounce_mail_schema_refuses_what_is_not_a_mail(mail: str) -> None:
     with pytest.raises(jsonschema.ValidationError):
         validator("bounce.mail.raw.v1").validate(mail)
+
+
+ESP_SAMPLES = DATA / "esp"
+
+
+def test_esp_example_is_a_sendgrid_batch_that_maps_to_valid_events() -> None:
+    """The example is the documented SendGrid batch (key `sendgrid`); its events validate."""
+    raw = (SCHEMAS / "examples" / "esp.events.raw.v1.json").read_bytes()
+    assert raw == (ESP_SAMPLES / "sendgrid-events.json").read_bytes()
+    events = parse_esp("sendgrid", raw)
+    assert len(events) == 3
+    for event in events:
+        assert not isinstance(event, Feedback)
+        validator("delivery.attempt.v1").validate(event.to_json())
+
+
+def test_every_esp_sample_as_put_on_the_topic_is_valid() -> None:
+    """What the web layer writes: the non-SES samples as they are, the SES ones in SNS."""
+    signer = sns_signer()
+    for path in sorted(ESP_SAMPLES.glob("*.json")):
+        doc = orjson.loads(path.read_bytes())
+        if path.name.startswith("ses-"):
+            doc = signer.sign(sns_envelope(path.read_bytes()))
+        validator("esp.events.raw.v1").validate(doc)
+
+
+@pytest.mark.parametrize("doc", [{}, [], "text", {"Type": "Notification"}, [{"event": "x"}]])
+def test_esp_schema_refuses_what_no_provider_sends(doc: Any) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        validator("esp.events.raw.v1").validate(doc)

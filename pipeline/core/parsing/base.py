@@ -92,8 +92,9 @@ def event_id(fmt: str, *parts: object) -> str:
     counters' event-id dedupe makes a re-ship harmless. Parts are joined with a unit separator
     so that ("ab", "c") and ("a", "bc") differ; None counts as empty.
     """
+    # a list, not a generator: this runs once per log line
     text = "\x1f".join(
-        ["bounceguard.attempt.v1", fmt, *("" if p is None else str(p) for p in parts)]
+        ["bounceguard.attempt.v1", fmt] + ["" if p is None else str(p) for p in parts]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -165,6 +166,9 @@ def normalize_phase(raw: str | None) -> str | None:
     return _PHASES.get(first)
 
 
+_HOST_END = re.compile(r"[\[\s(]")
+
+
 def host_of(raw: str | None) -> str | None:
     """Return the host name of a relay as logs write it ("mx.example.net[192.0.2.1]:25",
     "mx.example.net. [192.0.2.1]", "mx.example.net (192.0.2.1)", "[192.0.2.1]"), or None for
@@ -175,7 +179,7 @@ def host_of(raw: str | None) -> str | None:
     if text.startswith("["):
         host = text[1:].split("]", 1)[0]
     else:
-        host = re.split(r"[\[\s(]", text, maxsplit=1)[0].rstrip(".")
+        host = _HOST_END.split(text, maxsplit=1)[0].rstrip(".")
     if not host or host.lower() in {"none", "local"}:
         return None
     return host.lower()

@@ -111,7 +111,7 @@ class PostfixParser(LogParser):
         head, sep, tail = rest.partition(", status=")
         if not sep:
             raise InvalidInput(Reason.UNKNOWN_FORMAT, "postfix to= line without status=")
-        fields = dict(part.partition("=")[::2] for part in _FIELD_SPLIT.split(head))
+        fields = {k: v for k, _, v in (part.partition("=") for part in _FIELD_SPLIT.split(head))}
         status_match = _STATUS.match(tail)
         if status_match is None:
             raise InvalidInput(Reason.UNKNOWN_FORMAT, "postfix status= without a value")

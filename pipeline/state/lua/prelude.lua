@@ -13,6 +13,9 @@ Time is always event time passed in by the caller, never TIME.
 ]]
 
 local HEAD = 13
+-- Arguments of the header's GETRANGE/SETRANGE as text: Redis 7.0 turns a Lua number argument
+-- into text with printf("%.17g") on every call, a measurable share of a delivery.
+local HEAD_FROM, HEAD_TO = "0", "12"  -- bytes 0 .. HEAD - 1
 
 local function fmt_ts(ms)
   return string.format("%013d", ms)
@@ -53,7 +56,7 @@ end
 function Docs:head(key)
   local doc = self.by_key[key]
   if doc then return doc.d, (doc.stored or doc.dirty) end
-  local raw = redis.call("GETRANGE", key, 0, HEAD - 1)
+  local raw = redis.call("GETRANGE", key, HEAD_FROM, HEAD_TO)
   if raw == "" then return 0, false end
   return tonumber(raw), true
 end
@@ -75,7 +78,7 @@ function Docs:deliver(key, ts)
   end
   local d, exists = self:head(key)
   if exists then
-    if ts > d then redis.call("SETRANGE", key, 0, fmt_ts(ts)) end
+    if ts > d then redis.call("SETRANGE", key, HEAD_FROM, fmt_ts(ts)) end
   else
     self.by_key[key] = {d = ts}  -- no j: not decoded, never written unless a bounce follows
     self.order[#self.order + 1] = key
@@ -127,16 +130,25 @@ end
 
 -- The evidence of a decision: the JSON of the log entries of `doc` whose digests it counted,
 -- oldest first. Only the tenant's own log is searched, so a global-scope decision shows the
--- events of the tenant that tripped it, never another tenant's campaigns.
+-- events of the tenant that tripped it, never another tenant's campaigns. Each digest is
+-- found with a plain search for "<digest>\t" at a line start (an entry's JSON holds no raw
+-- tab or newline): matching every line of the log with a pattern was ~20 % of a hard bounce.
 local function evidence(doc, digests)
-  local wanted = {}
-  for _, d in ipairs(digests) do wanted[d] = true end
-  local out = {}
-  for raw in string.gmatch(doc.log, "[^\n]+") do
-    local tab = string.find(raw, "\t", 1, true)
-    if tab and wanted[string.sub(raw, 1, tab - 1)] then
-      table.insert(out, 1, string.sub(raw, tab + 1))
+  local log, found = doc.log, {}
+  for _, d in ipairs(digests) do
+    local needle, at = d .. "\t", 1
+    while true do
+      local s = string.find(log, needle, at, true)
+      if not s then break end
+      if s == 1 or string.byte(log, s - 1) == 10 then
+        local e = string.find(log, "\n", s, true)
+        found[#found + 1] = {s, string.sub(log, s + #needle, (e or 0) - 1)}
+      end
+      at = s + 1
     end
   end
+  table.sort(found, function(a, b) return a[1] > b[1] end)  -- the log is newest first
+  local out = {}
+  for n, x in ipairs(found) do out[n] = x[2] end
   return out
 end
