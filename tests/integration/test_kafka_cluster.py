@@ -21,6 +21,7 @@ from pipeline.config import Settings
 from tests.integration.clusters import (
     BOOTSTRAP,
     Message,
+    address,
     brokers_listed,
     check_outcome,
     kill_broker,
@@ -28,6 +29,7 @@ from tests.integration.clusters import (
 )
 from tests.integration.conftest import (
     WorkerProcess,
+    drop_leaked_sockets,
     free_port,
     isolated_settings,
     read_topic,
@@ -56,7 +58,7 @@ def stream(first: int, last: int) -> list[Message]:
     """user<first>..user<last-1>: even ones hard-bounce, odd ones are delivered."""
     out = []
     for n in range(first, last):
-        who = f"user{n}@example.com"
+        who = address(n)
         out.append((who, attempt(who) if n % 2 == 0 else delivered(who)))
     return out
 
@@ -125,16 +127,21 @@ def test_broker_killed_mid_stream_loses_nothing_and_invents_nothing(
     read_topic(BOOTSTRAP, topics.suppressions, len(range(*PARTS[0], 2)))  # part 1 is through
     victim = busiest_leader([topics.attempts, topics.suppressions])
     produce(BOOTSTRAP, topics.attempts, stream(*PARTS[1]))
-    killed_at = time.monotonic()
-    left = kill_broker(victim)  # while the workers are busy with part 2
-    # New leaders take over once the controller fences the dead broker (6 s without heartbeat)
-    wait_for(lambda: brokers_listed(left) == 2, 30)
-    fenced_in = time.monotonic() - killed_at
-    produce(left, topics.attempts, stream(*PARTS[2]))  # acks=all: the two brokers left take it
-    expected = {f"user{n}@example.com" for n in range(0, N, 2)}
-    # At-least-once may repeat an event after the kill, but never a second, different one.
-    check_outcome(left, topics.suppressions, topics.deadletter(topics.attempts), expected, workers)
-    recovered_in = time.monotonic() - killed_at
+    try:
+        killed_at = time.monotonic()
+        left = kill_broker(victim)  # while the workers are busy with part 2
+        # New leaders take over once the controller fences the dead broker (6 s without heartbeat)
+        wait_for(lambda: brokers_listed(left) == 2, 30)
+        fenced_in = time.monotonic() - killed_at
+        produce(left, topics.attempts, stream(*PARTS[2]))  # acks=all: the two brokers left take it
+        expected = {address(n) for n in range(0, N, 2)}
+        # At-least-once may repeat an event after the kill, but never a second, different one.
+        check_outcome(
+            left, topics.suppressions, topics.deadletter(topics.attempts), expected, workers
+        )
+        recovered_in = time.monotonic() - killed_at
+    finally:
+        drop_leaked_sockets()  # of clients that tried the killed broker
     print(
         f"broker {victim} killed: fenced after {fenced_in:.1f} s, "
         f"every suppression out {recovered_in:.1f} s after the kill"
