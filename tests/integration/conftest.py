@@ -8,14 +8,12 @@ its own topics, consumer group and Redis namespace, so tests cannot see each oth
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ import orjson
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.net.inet import KafkaNetSocket
 
 from pipeline.config import Settings
 
@@ -102,17 +101,28 @@ def kafka_cluster() -> Iterator[str]:
     kafka_cluster_ctl("start")
     yield ",".join(f"127.0.0.1:{KAFKA_CLUSTER_PORT + 2 * n}" for n in range(3))
     kafka_cluster_ctl("stop")
-    drop_leaked_sockets()
 
 
-def drop_leaked_sockets() -> None:
-    """Collect now, with ResourceWarning ignored, the sockets kafka-python 3.0 leaks on a
-    connection a killed broker refused (they sit in reference cycles): else the collector
-    finds them during whatever test runs next, and pytest (warnings are errors) fails that
-    unrelated test with "unclosed socket"."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
+def _close_refused_sockets() -> None:
+    """Make kafka-python close the socket of a connection that fails.
+
+    kafka-python 3.0.12's `KafkaNetSocket.sock_connect` (kafka/net/inet.py) raises on a
+    refused connection (a killed broker) without closing its socket; the socket lives on in
+    a reference cycle until some later collection, in whatever test runs then, where pytest
+    (warnings are errors) fails that unrelated test with "unclosed socket"."""
+    real = KafkaNetSocket.sock_connect
+
+    async def sock_connect(self: Any, net: Any, sock: socket.socket, *args: Any, **kw: Any) -> Any:
+        try:
+            return await real(self, net, sock, *args, **kw)
+        except BaseException:
+            sock.close()
+            raise
+
+    KafkaNetSocket.sock_connect = sock_connect  # type: ignore[method-assign]
+
+
+_close_refused_sockets()
 
 
 @pytest.fixture
