@@ -8,7 +8,7 @@ export KAFKA_PORT ?= 9092
 export REDIS_PORT ?= 6379
 export BOUNCEGUARD_WEB_PORT ?= 6066
 
-.PHONY: help setup up down run test unit integration lint fmt typecheck bench mutants dashboards prometheus
+.PHONY: help setup up down run up-cluster down-cluster run-cluster test unit integration lint fmt typecheck bench mutants dashboards prometheus
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ down:  ## stop the worker, Kafka and Redis
 
 run: up  ## the main job: stack up, feed the sample attempts, print the suppressions
 	@deploy/demo.sh
+
+up-cluster: setup  ## start Redis Cluster (7101..7106), 3 Kafka brokers (9201, 9203, 9205) and two workers (web 6067, 6068)
+	@deploy/stack-cluster.sh start
+
+down-cluster:  ## stop the two workers and both clusters of up-cluster
+	@deploy/stack-cluster.sh stop
+
+run-cluster: up-cluster  ## `make run` on both clusters with two workers: feed the sample data, print the suppressions
+	@deploy/stack-cluster.sh demo
 
 test: setup  ## every test, unit and integration (the integration tests start their own servers)
 	$(BIN)/pytest tests

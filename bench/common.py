@@ -30,13 +30,14 @@ REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
-def _deploy(script: str, action: str) -> None:
+def _deploy(script: str, action: str, **ports: str) -> None:
     env = {
         **os.environ,
         "BG_VAR": str(BENCH_VAR),
         "KAFKA_PORT": str(KAFKA_PORT),
         "KAFKA_PARTITIONS": str(PARTITIONS),
         "REDIS_PORT": str(REDIS_PORT),
+        **ports,
     }
     proc = subprocess.run(
         [str(ROOT / "deploy" / script), action],

@@ -30,11 +30,11 @@ def create_topics(names: Sequence[str]) -> None:
         admin.close()
 
 
-def produce(topic: str, messages: Sequence[Message]) -> float:
+def produce(topic: str, messages: Sequence[Message], bootstrap: str = KAFKA) -> float:
     """Send every message (acks=1, linger, big batches) and wait until all are acked; return
     the seconds it took. Raises RuntimeError if any send failed."""
     producer = KafkaProducer(
-        bootstrap_servers=KAFKA,
+        bootstrap_servers=bootstrap,
         acks=1,
         linger_ms=20,
         batch_size=512 * 1024,
@@ -53,9 +53,9 @@ def produce(topic: str, messages: Sequence[Message]) -> float:
     return elapsed
 
 
-def end_offsets(topic: str) -> dict[tuple[str, int], int]:
+def end_offsets(topic: str, bootstrap: str = KAFKA) -> dict[tuple[str, int], int]:
     """The end offset of every partition of `topic`, keyed by (topic, partition)."""
-    consumer = KafkaConsumer(bootstrap_servers=KAFKA)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         ends: dict[TopicPartition, int] = consumer.end_offsets(tps)
@@ -64,16 +64,16 @@ def end_offsets(topic: str) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
-def count(topic: str) -> int:
+def count(topic: str, bootstrap: str = KAFKA) -> int:
     """Records in `topic` (the topics here are never compacted or trimmed)."""
-    return sum(end_offsets(topic).values())
+    return sum(end_offsets(topic, bootstrap).values())
 
 
 class GroupOffsets:
     """Reads a consumer group's committed offsets (an admin client kept open for polling)."""
 
-    def __init__(self) -> None:
-        self._admin = KafkaAdminClient(bootstrap_servers=KAFKA, client_id="bench-poll")
+    def __init__(self, bootstrap: str = KAFKA) -> None:
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-poll")
 
     def committed(self, group: str) -> dict[tuple[str, int], int]:
         """(topic, partition) -> committed offset; empty before the group's first commit."""
@@ -88,9 +88,9 @@ class GroupOffsets:
         self._admin.close()
 
 
-async def _read(topic: str, expect: int) -> list[Any]:
+async def _read(topic: str, expect: int, bootstrap: str) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=KAFKA, group_id=None, enable_auto_commit=False, client_id="bench-read"
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-read"
     )
     await consumer.start()
     try:
@@ -110,6 +110,6 @@ async def _read(topic: str, expect: int) -> list[Any]:
         await consumer.stop()
 
 
-def read_json(topic: str) -> list[Any]:
+def read_json(topic: str, bootstrap: str = KAFKA) -> list[Any]:
     """Every record of `topic` from the beginning, orjson-decoded."""
-    return asyncio.run(_read(topic, count(topic)))
+    return asyncio.run(_read(topic, count(topic, bootstrap), bootstrap))

@@ -14,5 +14,5 @@ Look further:
   curl -s 127.0.0.1:${BOUNCEGUARD_WEB_PORT:-6066}/v1/addresses/nobody.here@gmail.com?tenant=acme  # one address
   curl -s 127.0.0.1:${BOUNCEGUARD_WEB_PORT:-6066}/metrics | grep ^bounceguard_            # counters
   tail -f var/worker-${BOUNCEGUARD_WEB_PORT:-6066}/worker.log                                 # worker log
-Stop everything with: make down
+Stop everything with: ${STOP_HINT:-make down}
 MSG

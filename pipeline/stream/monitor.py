@@ -27,9 +27,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
+from redis.asyncio.cluster import RedisCluster
 
 from pipeline import __version__
 from pipeline.config import Settings
+from pipeline.state.store import CLUSTER_SCHEME, cluster_client
 from pipeline.stream import metrics
 
 log = logging.getLogger(__name__)
@@ -121,15 +123,28 @@ async def sample_lag(probe: LagProbe, topics: set[str]) -> None:
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(value)
 
 
-async def sample_redis(client: aioredis.Redis) -> None:
-    """Publish Redis used_memory and maxmemory; on error log and keep the old values."""
+async def sample_redis(client: aioredis.Redis | RedisCluster) -> None:
+    """Publish Redis used_memory and maxmemory (on a Cluster, the sums over its primaries);
+    on error log and keep the old values."""
     try:
-        info = await client.info("memory")
+        if isinstance(client, RedisCluster):
+            info = await client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        else:
+            info = await client.info("memory")
     except Exception as exc:  # any failure: monitoring must not stop the worker
         log.warning("redis memory sample failed error=%s", type(exc).__name__)
         return
-    metrics.REDIS_MEMORY.set(float(info.get("used_memory", 0)))
-    metrics.REDIS_MAXMEMORY.set(float(info.get("maxmemory", 0)))
+    used, most = memory_of(info)
+    metrics.REDIS_MEMORY.set(used)
+    metrics.REDIS_MAXMEMORY.set(most)
+
+
+def memory_of(info: Mapping[str, Any]) -> tuple[float, float]:
+    """(used_memory, maxmemory) of an INFO memory reply: one node's fields, or redis-py's
+    cluster reply {node name: fields} of several primaries, summed."""
+    nodes = [info] if "used_memory" in info else list(info.values())
+    used = sum(float(n.get("used_memory", 0)) for n in nodes)
+    return used, sum(float(n.get("maxmemory", 0)) for n in nodes)
 
 
 class Monitor:
@@ -139,7 +154,7 @@ class Monitor:
         self.app = app
         self.settings = settings
         self.probe = probe
-        self.client: aioredis.Redis = client
+        self.client: aioredis.Redis | RedisCluster = client
         self.closed = False
         self._lock = asyncio.Lock()  # a sample and the close never overlap
 
@@ -176,7 +191,9 @@ def attach(
     `client` replace the Kafka admin and Redis clients (tests); return the Monitor."""
     metrics.WORKER_INFO.info({"version": __version__, "app_id": settings.app_id})
     metrics.TENANTS.limit = settings.metrics_tenant_cap
-    if client is None:
+    if client is None and settings.redis_url.startswith(CLUSTER_SCHEME):
+        client = cluster_client(settings.redis_url)  # a Redis Cluster's seed nodes
+    elif client is None:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
     sampler = Monitor(app, settings, probe or LagProbe(settings), client)
 

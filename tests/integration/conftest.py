@@ -23,6 +23,7 @@ import orjson
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.net.inet import KafkaNetSocket
 
 from pipeline.config import Settings
 
@@ -30,11 +31,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_VAR = ROOT / "var" / "test"
 KAFKA_PORT = int(os.environ.get("BG_TEST_KAFKA_PORT", "19192"))
 REDIS_PORT = int(os.environ.get("BG_TEST_REDIS_PORT", "16479"))
+REDIS_CLUSTER_PORT = int(os.environ.get("BG_TEST_REDIS_CLUSTER_PORT", "17301"))
+KAFKA_CLUSTER_PORT = int(os.environ.get("BG_TEST_KAFKA_CLUSTER_PORT", "19951"))
 
 
-def _server(script: str, action: str, env: dict[str, str]) -> None:
+def _server(script: str, action: str, env: dict[str, str], *args: str) -> None:
     proc = subprocess.run(
-        [str(ROOT / "deploy" / script), action],
+        [str(ROOT / "deploy" / script), action, *args],
         env={**os.environ, "BG_VAR": str(TEST_VAR), **env},
         capture_output=True,
         text=True,
@@ -69,6 +72,57 @@ def redis_server() -> Iterator[str]:
     redis_ctl("start")
     yield f"redis://127.0.0.1:{REDIS_PORT}/0"
     redis_ctl("stop")
+
+
+def redis_cluster_ctl(action: str, *args: str) -> None:
+    """Run deploy/redis-cluster.sh `action` (start, stop, start-node PORT) on the test ports."""
+    _server("redis-cluster.sh", action, {"REDIS_CLUSTER_PORT": str(REDIS_CLUSTER_PORT)}, *args)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[str]:
+    """A real Redis Cluster (3 primaries, 3 replicas) on 127.0.0.1:REDIS_CLUSTER_PORT..+5;
+    yields its URL (two seed nodes)."""
+    redis_cluster_ctl("start")
+    seeds = f"127.0.0.1:{REDIS_CLUSTER_PORT},127.0.0.1:{REDIS_CLUSTER_PORT + 1}"
+    yield f"redis+cluster://{seeds}"
+    redis_cluster_ctl("stop")
+
+
+def kafka_cluster_ctl(action: str) -> None:
+    """Start or stop the 3-broker test cluster (deploy/kafka-cluster.sh)."""
+    _server("kafka-cluster.sh", action, {"KAFKA_CLUSTER_PORT": str(KAFKA_CLUSTER_PORT)})
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster() -> Iterator[str]:
+    """A real 3-broker Kafka 3.9 cluster (KRaft) on 127.0.0.1; yields bootstrap servers.
+    Per module: a module's fault tests may leave a broker dead."""
+    kafka_cluster_ctl("start")
+    yield ",".join(f"127.0.0.1:{KAFKA_CLUSTER_PORT + 2 * n}" for n in range(3))
+    kafka_cluster_ctl("stop")
+
+
+def _close_refused_sockets() -> None:
+    """Make kafka-python close the socket of a connection that fails.
+
+    kafka-python 3.0.12's `KafkaNetSocket.sock_connect` (kafka/net/inet.py) raises on a
+    refused connection (a killed broker) without closing its socket; the socket lives on in
+    a reference cycle until some later collection, in whatever test runs then, where pytest
+    (warnings are errors) fails that unrelated test with "unclosed socket"."""
+    real = KafkaNetSocket.sock_connect
+
+    async def sock_connect(self: Any, net: Any, sock: socket.socket, *args: Any, **kw: Any) -> Any:
+        try:
+            return await real(self, net, sock, *args, **kw)
+        except BaseException:
+            sock.close()
+            raise
+
+    KafkaNetSocket.sock_connect = sock_connect  # type: ignore[method-assign]
+
+
+_close_refused_sockets()
 
 
 @pytest.fixture

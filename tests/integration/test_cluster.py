@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,84 +40,10 @@ from pipeline.core.plan import BatchPlan, Outcome
 from pipeline.core.policies import load_preset
 from pipeline.state import fanout, queries
 from pipeline.state.store import Store
-from tests.integration.conftest import _server, free_port
+from tests.integration.clusters import SlotMove, node, owner, primaries, slot_of
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-CLUSTER_PORT = int(os.environ.get("BG_TEST_REDIS_CLUSTER_PORT", "17301"))
-PORTS = [CLUSTER_PORT + i for i in range(6)]
-
-
-def cluster_ctl(action: str) -> None:
-    """Start or stop the session's test cluster."""
-    _server("redis-cluster.sh", action, {"REDIS_CLUSTER_PORT": str(CLUSTER_PORT)})
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[str]:
-    """A real Redis Cluster (3 primaries, 3 replicas) on 127.0.0.1; yields its URL."""
-    cluster_ctl("start")
-    yield f"redis+cluster://127.0.0.1:{PORTS[0]},127.0.0.1:{PORTS[1]}"
-    cluster_ctl("stop")
-
-
-def node(port: int) -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=port)
-
-
-def primaries() -> dict[str, tuple[int, list[tuple[int, int]]]]:
-    """node id -> (port, slot ranges) of every primary, from CLUSTER NODES."""
-    out: dict[str, tuple[int, list[tuple[int, int]]]] = {}
-    view: dict[str, Any] = node(PORTS[0]).execute_command("CLUSTER NODES")  # type: ignore[no-untyped-call]
-    for address, info in view.items():
-        # slotless "masters" are replicas a fresh cluster has not told this node about yet
-        if "master" not in info["flags"] or "fail" in info["flags"] or not info["slots"]:
-            continue
-        ranges = [(int(r[0]), int(r[-1])) for r in info["slots"]]
-        out[info["node_id"]] = (int(address.split("@")[0].rsplit(":", 1)[1]), ranges)
-    return out
-
-
-def owner(slot: int) -> tuple[str, int]:
-    for node_id, (port, ranges) in primaries().items():
-        if any(lo <= slot <= hi for lo, hi in ranges):
-            return node_id, port
-    raise AssertionError(f"slot {slot} has no owner")
-
-
-def slot_of(key: str) -> int:
-    return int(node(PORTS[0]).execute_command("CLUSTER KEYSLOT", key))  # type: ignore[no-untyped-call]
-
-
-class SlotMove:
-    """Move one slot to another primary, in the order of redis/docs "live resharding"
-    (research §8): IMPORTING on the target, MIGRATING on the source, MIGRATE the keys, then
-    SETSLOT NODE on the target, the source and the other primaries."""
-
-    def __init__(self, slot: int, to_port: int | None = None) -> None:
-        self.slot = slot
-        self.src, self.src_port = owner(slot)
-        others = [(i, p) for i, (p, _) in primaries().items() if i != self.src]
-        self.dst, self.dst_port = next((o for o in others if o[1] == to_port), others[0])
-
-    def begin(self) -> None:
-        src, dst = node(self.src_port), node(self.dst_port)
-        dst.execute_command("CLUSTER SETSLOT", self.slot, "IMPORTING", self.src)  # type: ignore[no-untyped-call]
-        src.execute_command("CLUSTER SETSLOT", self.slot, "MIGRATING", self.dst)  # type: ignore[no-untyped-call]
-        while True:
-            found = src.execute_command("CLUSTER GETKEYSINSLOT", self.slot, 100)  # type: ignore[no-untyped-call]
-            if not found:
-                break
-            src.execute_command(  # type: ignore[no-untyped-call]
-                "MIGRATE", "127.0.0.1", self.dst_port, "", 0, 5000, "KEYS", *found
-            )
-
-    def finish(self) -> None:
-        node(self.dst_port).execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.dst)  # type: ignore[no-untyped-call]
-        node(self.src_port).execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.dst)  # type: ignore[no-untyped-call]
-        for node_id, (port, _) in primaries().items():
-            if node_id not in (self.src, self.dst):
-                node(port).execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.dst)  # type: ignore[no-untyped-call]
 
 
 def decided(lines: Sequence[str]) -> set[tuple[str, str, str, int, str]]:

@@ -15,7 +15,6 @@ from pipeline.core.policies import load_preset
 from pipeline.state import keys
 from pipeline.state.imports import record_imports
 from pipeline.state.store import Store
-from tests.integration.test_cluster import redis_cluster  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +55,6 @@ async def _run(url: str, namespace: str) -> tuple[int, int, int, str | None]:
         await store.close()
 
 
-def test_import_on_a_cluster_records_once(redis_cluster: str) -> None:  # noqa: F811
+def test_import_on_a_cluster_records_once(redis_cluster: str) -> None:
     namespace = f"ic{uuid.uuid4().hex[:8]}"
     assert asyncio.run(_run(redis_cluster, namespace)) == (40, 0, 40, "imported")

@@ -10,26 +10,25 @@ input is dead-lettered (issue 10, item 4c).
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
-import signal
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
-from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from pipeline.config import Settings
+from tests.integration.clusters import (
+    BOOTSTRAP,
+    Message,
+    address,
+    brokers_listed,
+    check_outcome,
+    kill_broker,
+    produce,
+)
 from tests.integration.conftest import (
-    TEST_VAR,
     WorkerProcess,
-    _healthy,
-    _server,
     free_port,
     isolated_settings,
     read_topic,
@@ -39,28 +38,11 @@ from tests.integration.test_worker import attempt
 
 pytestmark = pytest.mark.integration
 
-# Node n (1..3) serves clients on BASE + 2(n-1); its controller listens on the port above.
-BASE = int(os.environ.get("BG_TEST_KAFKA_CLUSTER_PORT", "19951"))
-BROKER_PORTS = {n: BASE + 2 * (n - 1) for n in (1, 2, 3)}
-BOOTSTRAP = ",".join(f"127.0.0.1:{p}" for p in BROKER_PORTS.values())
 PARTITIONS = 6  # two leaders per broker, so the killed broker leads partitions of every topic
 # Addresses user0..user<N-1>: even ones hard-bounce (suppressed), odd ones are delivered (not).
 # They come in three parts: before the kill, in flight at the kill, and after the kill.
 N = 300
 PARTS = [(0, N // 3), (N // 3, 2 * N // 3), (2 * N // 3, N)]
-
-
-def cluster_ctl(action: str) -> None:
-    """Start or stop the module's 3-broker cluster."""
-    _server("kafka-cluster.sh", action, {"KAFKA_CLUSTER_PORT": str(BASE)})
-
-
-@pytest.fixture(scope="module")
-def kafka_cluster() -> Iterator[str]:
-    """A real 3-broker Kafka 3.9 cluster (KRaft) on 127.0.0.1; yields bootstrap servers."""
-    cluster_ctl("start")
-    yield BOOTSTRAP
-    cluster_ctl("stop")
 
 
 @pytest.fixture
@@ -71,20 +53,13 @@ def cluster_settings(kafka_cluster: str, redis_server: str) -> Settings:
     )
 
 
-def produce(bootstrap: str, topic: str, first: int, last: int) -> None:
-    """Produce user<first>..user<last-1>: even ones hard-bounce, odd ones are delivered.
-
-    A producer per call, and after a kill only on the brokers left: kafka-python 3.0 leaks the
-    socket of a refused connection, which pytest (warnings are errors) would report."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    try:
-        for n in range(first, last):
-            who = f"user{n}@example.com"
-            value = attempt(who) if n % 2 == 0 else delivered(who)
-            producer.send(topic, key=who.encode(), value=orjson.dumps(value))
-        producer.flush(timeout=60)
-    finally:
-        producer.close(timeout=10)
+def stream(first: int, last: int) -> list[Message]:
+    """user<first>..user<last-1>: even ones hard-bounce, odd ones are delivered."""
+    out = []
+    for n in range(first, last):
+        who = address(n)
+        out.append((who, attempt(who) if n % 2 == 0 else delivered(who)))
+    return out
 
 
 def delivered(who: str) -> dict[str, Any]:
@@ -119,24 +94,6 @@ def busiest_leader(topics: list[str]) -> int:
     return leaders.most_common(1)[0][0]
 
 
-def kill_broker(node: int) -> str:
-    """kill -9 the JVM of broker `node` (its pid file is written by deploy/kafka-cluster.sh);
-    return the bootstrap servers of the brokers left."""
-    pid = int((TEST_VAR / f"kafka-cluster-{BROKER_PORTS[node]}" / "kafka.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    return ",".join(f"127.0.0.1:{p}" for n, p in BROKER_PORTS.items() if n != node)
-
-
-def brokers_listed(bootstrap: str) -> int:
-    """How many brokers the cluster's metadata lists, asked with kcat (not kafka-python: its
-    metadata would point it at the dead broker, see `produce`); 0 when none answers."""
-    out = subprocess.run(
-        ["kcat", "-b", bootstrap, "-L", "-m", "3"], capture_output=True, text=True, check=False
-    ).stdout
-    found = re.search(r"^ *(\d+) brokers:", out, re.MULTILINE)
-    return int(found.group(1)) if found else 0
-
-
 def replica_counts(topics: list[str]) -> dict[str, set[int]]:
     """Topic name -> the replica counts of its partitions (empty while it does not exist)."""
     return {t["name"]: {len(p["replica_nodes"]) for p in t["partitions"]} for t in describe(topics)}
@@ -165,31 +122,20 @@ def test_broker_killed_mid_stream_loses_nothing_and_invents_nothing(
         worker_factory(settings),
         worker_factory(dataclasses.replace(settings, web_port=free_port())),
     ]
-    produce(BOOTSTRAP, topics.attempts, *PARTS[0])
+    produce(BOOTSTRAP, topics.attempts, stream(*PARTS[0]))
     read_topic(BOOTSTRAP, topics.suppressions, len(range(*PARTS[0], 2)))  # part 1 is through
     victim = busiest_leader([topics.attempts, topics.suppressions])
-    produce(BOOTSTRAP, topics.attempts, *PARTS[1])
+    produce(BOOTSTRAP, topics.attempts, stream(*PARTS[1]))
     killed_at = time.monotonic()
     left = kill_broker(victim)  # while the workers are busy with part 2
     # New leaders take over once the controller fences the dead broker (6 s without heartbeat)
     wait_for(lambda: brokers_listed(left) == 2, 30)
     fenced_in = time.monotonic() - killed_at
-    produce(left, topics.attempts, *PARTS[2])  # acks=all: the two brokers left take it
-    events = [
-        orjson.loads(v) for v in read_topic(left, topics.suppressions, len(range(0, N, 2)), 75)
-    ]
-    recovered_in = time.monotonic() - killed_at
-    by_address: dict[str, set[str]] = {}
-    for event in events:
-        by_address.setdefault(event["address"], set()).add(event["event_id"])
-    tails = "\n---\n".join(w.tail() for w in workers)
-    assert set(by_address) == {f"user{n}@example.com" for n in range(0, N, 2)}, tails
+    produce(left, topics.attempts, stream(*PARTS[2]))  # acks=all: the two brokers left take it
+    expected = {address(n) for n in range(0, N, 2)}
     # At-least-once may repeat an event after the kill, but never a second, different one.
-    assert all(len(ids) == 1 for ids in by_address.values()), tails
-    assert read_topic(left, topics.deadletter(topics.attempts), 0) == []
-    for worker in workers:  # both carried on by themselves: alive and answering /health
-        assert worker.proc.poll() is None, worker.tail()
-        wait_for(lambda w=worker: _healthy(w.settings.web_port), 10, worker.tail)
+    check_outcome(left, topics.suppressions, topics.deadletter(topics.attempts), expected, workers)
+    recovered_in = time.monotonic() - killed_at
     print(
         f"broker {victim} killed: fenced after {fenced_in:.1f} s, "
         f"every suppression out {recovered_in:.1f} s after the kill"
