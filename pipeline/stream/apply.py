@@ -51,8 +51,8 @@ from pipeline.stream.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
-SENT_MEMORY = 100_000
-"""Event ids the emitter remembers having sent (a few units' worth; ~10 MB at most)."""
+SENT_MEMORY = 20_000
+"""Event ids the emitter remembers having sent: four units of suppressions (~2 MB)."""
 
 Decoder = Callable[[bytes, datetime], Sequence[Event]]
 """Turns one message (value bytes, Kafka timestamp) into events; raises InvalidInput."""
