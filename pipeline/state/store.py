@@ -20,6 +20,7 @@ batches one after the other).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 import hiredis
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ResponseError
 
@@ -44,6 +45,7 @@ from pipeline.state import functions, keys
 from pipeline.state.errors import REDIS_DOWN, redis_errors
 from pipeline.state.held import guard_confirm_call
 
+log = logging.getLogger(__name__)
 DAY = 86_400
 HOUR = 3_600
 HISTORY_CAP = 100_000
@@ -52,6 +54,8 @@ Applied = Outcome
 """What `Store.apply` returns (the core's Outcome)."""
 CLUSTER_SCHEME = "redis+cluster://"
 RESEND_ROUNDS = 6
+REPLICA_WAIT_MS = 1000
+"""Most a Cluster batch waits for one replica to acknowledge its writes (WAIT)."""
 """Slot-map refreshes (with backoff, 0.05 s doubling: ~3 s in all) before Transient."""
 ROUTING_ERRORS = ("non local key", "moved", "ask ", "tryagain", "clusterdown")
 """A call refused (or cut short) because its node does not serve its keys now."""
@@ -87,6 +91,11 @@ def misrouted(reply: Any) -> bool:
         return False
     text = str(reply).lower()
     return any(marker in text for marker in ROUTING_ERRORS)
+
+
+def _spread(got: list[Any] | BaseException, n: int) -> list[Any]:
+    """One node's replies, or its whole round trip's error for each of its `n` calls."""
+    return [got] * n if isinstance(got, BaseException) else got
 
 
 def raise_error(reply: Any) -> None:
@@ -183,8 +192,11 @@ class Store:
                 raise
 
     async def _ready(self) -> None:
-        """Cluster: read the slot map unless it is known (the client is lazy)."""
-        if self.cluster is not None and not self.cluster.nodes_manager.slots_cache:
+        """Cluster: initialize the client unless it is (the slot map and its command table;
+        a no-op after the first time). The batches go to the nodes directly
+        (`_on_node`), so the client's own first command, which would initialize it, may
+        never come; redis-py 8.1 then fails a later keyed command on the empty command table."""
+        if self.cluster is not None:
             await self.cluster.initialize()
 
     async def refresh(self) -> None:
@@ -272,24 +284,41 @@ class Store:
         try:
             with redis_errors():  # no seed node answers: redis-py's RedisClusterException
                 await self._ready()
-            targets = []
-            for call in calls:
+            by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+            for i, call in enumerate(calls):
                 name = call.node or (self.route(call.route) if call.route else None)
-                node = rc.get_node(node_name=name) if name else None
-                targets.append(node or rc.get_default_node())
-            sent = [
-                rc.execute_command(
-                    "FCALL", functions.name(c.function), 0, *c.args, target_nodes=node
-                )
-                for c, node in zip(calls, targets, strict=True)
-            ]
-            replies = list(await asyncio.gather(*sent, return_exceptions=True))
+                node = (rc.get_node(node_name=name) if name else None) or rc.get_default_node()
+                by_node.setdefault(node.name, (node, []))[1].append(i)
+            replies: list[Any] = [None] * len(calls)
+            sent = [self._on_node(node, calls, picked) for node, picked in by_node.values()]
+            for (_node, picked), got in zip(
+                by_node.values(), await asyncio.gather(*sent, return_exceptions=True), strict=True
+            ):
+                for i, reply in zip(picked, _spread(got, len(picked)), strict=True):
+                    replies[i] = reply
         except REDIS_DOWN as exc:
             await self._refresh_quietly()
             raise Transient(f"redis unreachable: {type(exc).__name__}: {exc}") from exc
         if any(isinstance(r, REDIS_DOWN) for r in replies):
             await self._refresh_quietly()  # a node down or failed over: the map changes
         return replies
+
+    async def _on_node(
+        self, node: ClusterNode, calls: Sequence[Call], picked: Sequence[int]
+    ) -> list[Any]:
+        """Send the `picked` calls to `node` on one connection, then WAIT until a replica has
+        their writes (or REPLICA_WAIT_MS passed): the unit is acked in Kafka after this, and a
+        primary that died before its replica had them would lose them in a failover. A node
+        without a replica in sync (just promoted, say) answers 0 and the batch goes on."""
+        commands = [
+            PipelineCommand(i, "FCALL", functions.name(calls[i].function), 0, *calls[i].args)
+            for i in picked
+        ]
+        wait = PipelineCommand(-1, "WAIT", 1, REPLICA_WAIT_MS)
+        await node.execute_pipeline([*commands, wait])
+        if wait.result == 0:
+            log.warning("redis cluster: no replica acknowledged a batch on %s", node.name)
+        return [c.result for c in commands]
 
     async def _refresh_quietly(self) -> None:
         try:

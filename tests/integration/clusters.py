@@ -27,6 +27,7 @@ import orjson
 import redis
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from tests.integration.conftest import (
     KAFKA_CLUSTER_PORT,
@@ -243,6 +244,12 @@ def group_ready(bootstrap: str, group: str, members: int) -> bool:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         info: dict[str, Any] = admin.describe_groups([group])[group]
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        # A cluster just started may have no coordinator for the group yet (seen in CI:
+        # CoordinatorNotAvailable on the module's first test): not ready, ask again.
+        return False
     finally:
         admin.close()
     return bool(info["group_state"] == "Stable" and len(info["members"]) == members)
