@@ -107,6 +107,10 @@ class Settings:
     dsn_join_header: str = DEFAULT_JOIN_HEADER
     """BOUNCEGUARD_DSN_JOIN_HEADER: the header of the returned message in a bounce mail that
     names its send (default X-Bounceguard-Event-Id; the Message-ID when it is absent)."""
+    dsn_verp: str | None = None
+    """BOUNCEGUARD_DSN_VERP: a regular expression over the address a bounce mail was sent to
+    (its return path) whose `id` group names the send, and an optional `tenant` group the
+    tenant: VERP, for bounces that quote no returned message (docs/inputs.md). Unset: none."""
     metrics_tenant_cap: int = 50
     """BOUNCEGUARD_METRICS_TENANT_CAP: tenants that get their own metric label value (the first
     seen); later ones are labelled "other", so a tenant explosion cannot explode Prometheus."""

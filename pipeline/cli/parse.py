@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=(*FORMATS, "dsn"),
         default="auto",
-        help="log format (default: auto, detected per line); dsn: bounce mails (RFC 3464)",
+        help="log format (default: auto, detected per line); dsn: bounce mails (RFC 3464 "
+        "reports and the plain-text notices of Exim, qmail, Yahoo, Gmail, Exchange)",
     )
     parser.add_argument(
         "--join-header",
@@ -39,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dsn: header of the returned message naming its send (default: "
         "$BOUNCEGUARD_DSN_JOIN_HEADER, as the worker's bounce.mail.raw agent reads it, else "
         "X-Bounceguard-Event-Id; without the header, its Message-ID)",
+    )
+    parser.add_argument(
+        "--verp",
+        default=None,
+        metavar="REGEX",
+        help="dsn: pattern over the address a bounce was mailed to whose (?P<id>...) group names "
+        "the send, for bounces that quote no returned message (default: $BOUNCEGUARD_DSN_VERP)",
     )
     parser.add_argument(
         "--tenant", default="default", help="tenant for lines that name none (default: default)"
@@ -95,16 +103,22 @@ def parse_mails(args: argparse.Namespace, out: BinaryIO, err: TextIO) -> int:
     summary to `err`; return 0, or 2 when the file or directory cannot be read."""
     from pipeline.cli.mailboxes import read_mails
     from pipeline.config import Settings
-    from pipeline.core.dsn import parse_dsn
+    from pipeline.core.dsn import compile_verp, parse_dsn
 
-    # The worker's setting by default, so the shell and bounce.mail.raw join a DSN alike.
-    join = args.join_header or Settings.from_env().dsn_join_header
+    # The worker's settings by default, so the shell and bounce.mail.raw join a DSN alike.
+    settings = Settings.from_env()
+    join = args.join_header or settings.dsn_join_header
+    try:
+        verp = compile_verp(args.verp if args.verp is not None else settings.dsn_verp)
+    except ValueError as exc:
+        print(f"bounceguard parse: {exc}", file=err)
+        return 2
     mails = attempts = skipped = bad = 0
     try:
         for label, raw in read_mails("/dev/stdin" if args.file == "-" else args.file):
             mails += 1
             try:
-                found = parse_dsn(raw, join_header=join, tenant=args.tenant)
+                found = parse_dsn(raw, join_header=join, tenant=args.tenant, verp=verp)
             except InvalidInput as exc:
                 bad += 1
                 print(f"{label}: {exc.reason.value}: {exc.detail}", file=err)

@@ -153,6 +153,17 @@ def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
     return optional_text(value, key)
 
 
+def _opt_bool(obj: Mapping[str, Any], key: str) -> bool:
+    """An optional boolean field: absent or null is False; anything but a JSON boolean
+    raises InvalidInput(WRONG_TYPE) naming `key` (a "false" string is not false)."""
+    value = obj.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidInput(Reason.WRONG_TYPE, f"{key} must be a boolean")
+    return value
+
+
 def _req_str(obj: Mapping[str, Any], key: str) -> str:
     value = _opt_str(obj, key)
     if value is None:
@@ -203,6 +214,7 @@ def attempt_from_mapping(obj: object) -> Attempt:
         diagnostic=diagnostic,
         remote_mta=_opt_str(obj, "remote_mta"),
         smtp_phase=_opt_str(obj, "smtp_phase"),
+        asynchronous=_opt_bool(obj, "asynchronous"),
     )
 
 
@@ -225,6 +237,7 @@ class _Wire(msgspec.Struct):
     diagnostic: str | None = None
     remote_mta: str | None = None
     smtp_phase: str | None = None
+    asynchronous: bool = False
 
 
 _WIRE = msgspec.json.Decoder(list[_Wire] | _Wire)
@@ -251,6 +264,7 @@ def _from_wire(w: _Wire) -> Attempt:
         w.diagnostic or "",
         w.remote_mta or None,
         w.smtp_phase or None,
+        w.asynchronous,
     )
 
 

@@ -17,11 +17,22 @@ Status field); Remote-MTA the host. The time is Last-Attempt-Date, else the repo
 (written when the MTA gave up, so the bounce's time; Postfix writes no Last-Attempt-Date),
 else the per-message Arrival-Date (when the message reached the reporting MTA: earlier).
 
-Joining to the send: the returned message's `join_header` (default X-Bounceguard-Event-Id, a
-header the sender sets to its own id of the send), else its Message-ID, becomes the attempt's
-message_id (so the DSN's bounce groups with the MTA's log lines of that message); X-BG-Tenant,
-X-BG-List (or List-Id) and X-BG-Campaign name tenant, list and campaign, as for ARF. A report
-naming no send is InvalidInput(UNATTRIBUTED): a dead letter, never a guess.
+Mails that are not RFC 3464 reports, the plain-text notices of Exim, qmail, Yahoo, Gmail and
+Exchange 2003, are read by `pipeline.core.notices` into the same attempts: each listed
+recipient is `failed` (a notice of a delay, `delayed`), its reply the text the notice quotes,
+its time the mail's Date.
+
+Joining to the send, first found wins: the returned message's `join_header` (default
+X-Bounceguard-Event-Id, a header the sender sets to its own id of the send); the `id` group of
+the `verp` pattern matched against the address the bounce was mailed to (Delivered-To, else
+X-Original-To, else To: a VERP return path such as "bounces-<send id>@bounce.example.org");
+the returned message's Message-ID. It becomes the attempt's message_id (so the DSN's bounce
+groups with the MTA's log lines of that message); X-BG-Tenant (else the pattern's `tenant`
+group), X-BG-List (or List-Id) and X-BG-Campaign name tenant, list and campaign, as for ARF. A
+report naming no send is InvalidInput(UNATTRIBUTED): a dead letter, never a guess.
+
+Every attempt read from a bounce mail is marked `asynchronous`: the MTA's log may have said
+"delivered" for the same message before the mail came.
 
 Event ids are "dsn:" + a hash of the report's own Message-ID (its bytes when it has none) and
 the recipient, so the same DSN delivered twice is the same attempts, counted once.
@@ -38,6 +49,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
+from email.utils import getaddresses
 
 from pipeline.core.classify import extract_codes
 from pipeline.core.decode import normalize_address
@@ -53,6 +65,7 @@ from pipeline.core.mailparts import (
     text,
 )
 from pipeline.core.models import Attempt, Outcome, check_tenant
+from pipeline.core.notices import Notice, read_notice
 
 MAX_DSN_BYTES = 4 * 1024 * 1024
 """Largest report parsed (a returned message with attachments can be big; ARF's limit)."""
@@ -62,6 +75,8 @@ _RETURNED = ("message/rfc822", "text/rfc822-headers")
 _OUTCOMES = {"failed": Outcome.BOUNCED, "delayed": Outcome.DEFERRED}
 """Actions that are attempts; delivered, relayed and expanded are not failures."""
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+_MAILED_TO = ("Delivered-To", "X-Original-To", "To")
+"""Headers naming the address a bounce was mailed to (the return path), most exact first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,38 +91,112 @@ class _Context:
     message_id: str
 
 
-def parse_dsn(
-    raw: bytes, *, join_header: str = DEFAULT_JOIN_HEADER, tenant: str = "default"
-) -> list[Attempt]:
-    """Parse one raw DSN (the whole mail, as received) into its failed and delayed attempts
-    (module doc), in the report's recipient order; [] when every recipient was delivered,
-    relayed or expanded. `tenant` stands for a returned message without X-BG-Tenant.
+@dataclass(frozen=True, slots=True)
+class JoinRules:
+    """How a bounce mail is joined to its send (module doc)."""
 
-    Raises InvalidInput: TOO_LARGE over MAX_DSN_BYTES; BAD_DSN when no multipart/report holds
-    a message/delivery-status part with a recipient block; UNATTRIBUTED when the returned
-    message names no send; BAD_ADDRESS when no failed or delayed recipient is readable;
+    header: str = DEFAULT_JOIN_HEADER
+    """Header of the returned message that names the send."""
+    verp: re.Pattern[str] | None = None
+    """Pattern over the address the bounce was mailed to; its `id` group names the send,
+    an optional `tenant` group the tenant."""
+
+
+def compile_verp(pattern: str | None) -> re.Pattern[str] | None:
+    """The VERP pattern of a setting or option (None for unset or blank). Raises ValueError
+    when it is not a regular expression or has no `id` group: a misconfiguration, caught at
+    start-up rather than as a dead letter per mail."""
+    if not pattern or not pattern.strip():
+        return None
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"VERP pattern {pattern!r} is not a regular expression: {exc}") from exc
+    if "id" not in compiled.groupindex:
+        raise ValueError(f"VERP pattern {pattern!r} has no (?P<id>...) group")
+    return compiled
+
+
+def parse_dsn(
+    raw: bytes,
+    *,
+    join_header: str = DEFAULT_JOIN_HEADER,
+    tenant: str = "default",
+    verp: re.Pattern[str] | None = None,
+) -> list[Attempt]:
+    """Parse one raw bounce mail (the whole mail, as received: an RFC 3464 report or a
+    plain-text notice) into its failed and delayed attempts (module doc), in the mail's
+    recipient order; [] when every recipient was delivered, relayed or expanded. `tenant`
+    stands for a returned message without X-BG-Tenant; `verp` is `compile_verp`'s pattern.
+
+    Raises InvalidInput: TOO_LARGE over MAX_DSN_BYTES; BAD_DSN when the mail is neither a
+    multipart/report with a recipient block nor a notice of a known layout; UNATTRIBUTED when
+    nothing names the send; BAD_ADDRESS when no failed or delayed recipient is readable;
     BAD_TIMESTAMP when a recipient's time cannot be found.
     """
     if len(raw) > MAX_DSN_BYTES:
         raise InvalidInput(Reason.TOO_LARGE, f"report is {len(raw)} bytes (max {MAX_DSN_BYTES})")
+    rules = JoinRules(join_header, verp)
     try:
-        return _parse(raw, join_header, tenant)
+        return _parse(raw, rules, tenant)
     except InvalidInput:
         raise
     except Exception as exc:  # the email package is lenient, but not on everything
         raise InvalidInput(Reason.BAD_DSN, f"unreadable report: {type(exc).__name__}") from exc
 
 
-def _parse(raw: bytes, join_header: str, tenant: str) -> list[Attempt]:
+def _parse(raw: bytes, rules: JoinRules, tenant: str) -> list[Attempt]:
     msg = parse_mail(raw)
-    report = _find_report(msg)
+    try:
+        report = _find_report(msg)
+    except InvalidInput as not_a_report:
+        notice = read_notice(msg)
+        if notice is None:
+            raise not_a_report from None
+        return _notice_attempts(raw, msg, notice, rules, tenant)
     blocks = _blocks(next(p for p in parts(report) if p.get_content_type() == _STATUS))
     if len(blocks) < 2:
         raise InvalidInput(Reason.BAD_DSN, "delivery-status part has no recipient block")
     if not any(_outcome(b) for b in blocks[1:]):
         return []  # all delivered, relayed or expanded: nothing to attribute
-    context = _context(raw, msg, report, blocks[0], join_header=join_header, tenant=tenant)
+    returned = next(
+        (header_block(p) for p in parts(report) if p.get_content_type() in _RETURNED), Message()
+    )
+    arrival = date(blocks[0].get("Arrival-Date"))
+    context = _context(raw, msg, returned, arrival=arrival, rules=rules, tenant=tenant)
     return _attempts(blocks[1:], context, date(msg.get("Date")))
+
+
+def _notice_attempts(
+    raw: bytes, msg: Message, notice: Notice, rules: JoinRules, tenant: str
+) -> list[Attempt]:
+    """The attempts of a plain-text notice: one per listed recipient, at the mail's Date."""
+    ts = date(msg.get("Date"))
+    if ts is None:
+        raise InvalidInput(Reason.BAD_TIMESTAMP, "the bounce notice has no readable Date")
+    context = _context(raw, msg, notice.returned, arrival=None, rules=rules, tenant=tenant)
+    out = []
+    for failure in notice.failures:
+        try:
+            recipient = normalize_address(failure.recipient)
+        except InvalidInput:
+            continue
+        outcome = Outcome.BOUNCED
+        if notice.delayed:
+            outcome = Outcome.DEFERRED
+        elif failure.gave_up:
+            outcome = Outcome.EXPIRED
+        basic, enhanced = extract_codes(failure.diagnostic)
+        said = (basic, enhanced, failure.diagnostic)
+        out.append(
+            _build(
+                recipient, outcome, context,
+                ts=ts, said=said, remote_mta=failure.remote_mta, phase=failure.phase,
+            )
+        )  # fmt: skip
+    if not out:
+        raise InvalidInput(Reason.BAD_ADDRESS, "no recipient of the notice is readable")
+    return out
 
 
 def _find_report(msg: Message) -> Message:
@@ -140,22 +229,33 @@ def _blocks(part: Message) -> list[Message]:
 
 
 def _context(
-    raw: bytes, msg: Message, report: Message, fields: Message, *, join_header: str, tenant: str
+    raw: bytes,
+    msg: Message,
+    returned: Message,
+    *,
+    arrival: datetime | None,
+    rules: JoinRules,
+    tenant: str,
 ) -> _Context:
-    returned = next(
-        (header_block(p) for p in parts(report) if p.get_content_type() in _RETURNED), Message()
+    verp = _verp_match(msg, rules.verp)
+    join = (
+        text(returned.get(rules.header))
+        or (verp["id"] if verp and verp["id"] else None)
+        or text(returned.get("Message-ID"))
     )
-    join = text(returned.get(join_header)) or text(returned.get("Message-ID"))
     if join is None:
+        via = " nor a VERP id in the address it was mailed to" if rules.verp else ""
         raise InvalidInput(
-            Reason.UNATTRIBUTED, f"the returned message has neither {join_header} nor a Message-ID"
+            Reason.UNATTRIBUTED,
+            f"the returned message has neither {rules.header} nor a Message-ID{via}",
         )
     own = text(msg.get("Message-ID"))
-    named_tenant = text(returned.get("X-BG-Tenant")) or tenant
+    verp_tenant = verp.groupdict().get("tenant") if verp else None
+    named_tenant = text(returned.get("X-BG-Tenant")) or verp_tenant or tenant
     check_tenant(named_tenant)
     return _Context(
         dsn_id=own.strip("<>") if own else "sha256:" + hashlib.sha256(raw).hexdigest(),
-        arrival=date(fields.get("Arrival-Date")),
+        arrival=arrival,
         tenant=named_tenant,
         list_id=text(returned.get("X-BG-List")) or list_id(returned.get("List-Id")),
         campaign_id=text(returned.get("X-BG-Campaign")),
@@ -193,14 +293,32 @@ def _attempt(
     # "4.0.0 (hpnjld.njd.jp.com: host name lookup failure)", which the classifier can read.
     comment = re.search(r"\((.+)\)", status_field)
     diagnostic = _typed(block.get("Diagnostic-Code")) or (comment[1].strip() if comment else "")
-    basic, said = extract_codes(diagnostic)
+    basic, in_text = extract_codes(diagnostic)
     status = _ENHANCED.search(status_field)
-    enhanced = status[1] if status else said
-    if outcome is Outcome.BOUNCED and enhanced and enhanced.startswith("4"):
-        outcome = Outcome.EXPIRED
+    enhanced = status[1] if status else in_text
     ts = date(block.get("Last-Attempt-Date")) or sent or context.arrival
     if ts is None:
         raise InvalidInput(Reason.BAD_TIMESTAMP, "no Last-Attempt-Date, Date or Arrival-Date")
+    remote = _typed(block.get("Remote-MTA"))
+    said = (basic, enhanced, diagnostic)
+    return _build(recipient, outcome, context, ts=ts, said=said, remote_mta=remote, phase=None)
+
+
+def _build(
+    recipient: str,
+    outcome: Outcome,
+    context: _Context,
+    *,
+    ts: datetime,
+    said: tuple[int | None, str | None, str],
+    remote_mta: str | None,
+    phase: str | None,
+) -> Attempt:
+    """One recipient's attempt; `said` is (basic code, enhanced code, diagnostic). A final
+    failure with a 4.x.x status is `expired` (module doc)."""
+    basic, enhanced, diagnostic = said
+    if outcome is Outcome.BOUNCED and enhanced and enhanced.startswith("4"):
+        outcome = Outcome.EXPIRED
     key = f"{context.dsn_id}\x1f{recipient}".encode()
     return Attempt(
         event_id="dsn:" + hashlib.sha256(key).hexdigest()[:32],
@@ -214,8 +332,23 @@ def _attempt(
         smtp_code=basic,
         enhanced_code=enhanced,
         diagnostic=diagnostic,
-        remote_mta=_typed(block.get("Remote-MTA")),
+        remote_mta=remote_mta,
+        smtp_phase=phase,
+        asynchronous=True,
     )
+
+
+def _verp_match(msg: Message, verp: re.Pattern[str] | None) -> re.Match[str] | None:
+    """The VERP pattern's match on the first address the bounce was mailed to that it fits."""
+    if verp is None:
+        return None
+    for name in _MAILED_TO:
+        for value in msg.get_all(name) or ():
+            for _, address in getaddresses([str(value)]):
+                found = verp.search(address)
+                if found:
+                    return found
+    return None
 
 
 def _recipient(block: Message) -> str | None:

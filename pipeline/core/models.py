@@ -140,6 +140,9 @@ class Attempt(msgspec.Struct, frozen=True, gc=False):
     """Host that answered, when the log has it."""
     smtp_phase: str | None = None
     """SMTP command the reply answered (e.g. "RCPT TO"), when the log has it."""
+    asynchronous: bool = False
+    """Reported after the fact by a bounce mail (a DSN or a plain-text notice), not by the
+    log of the SMTP session: the MTA may have logged "delivered" for the same message."""
 
     def __post_init__(self) -> None:
         check_tenant(self.tenant)
@@ -167,6 +170,7 @@ class Attempt(msgspec.Struct, frozen=True, gc=False):
             "diagnostic": self.diagnostic,
             "remote_mta": self.remote_mta,
             "smtp_phase": self.smtp_phase,
+            "asynchronous": self.asynchronous,
         }
 
 

@@ -2,9 +2,10 @@
 
 Responsibilities:
 - parse each message, the raw RFC 5322 bytes of one bounce mail (what a mailbox fetcher or an
-  MTA pipe puts on the topic), with the pure DSN parser (`pipeline.core.dsn.parse_dsn`): one
-  attempt per failed or delayed recipient, joined to its send by the returned message's
-  BOUNCEGUARD_DSN_JOIN_HEADER (else its Message-ID);
+  MTA pipe puts on the topic: an RFC 3464 report or an MTA's plain-text notice), with the
+  pure parser (`pipeline.core.dsn.parse_dsn`): one attempt per failed or delayed recipient,
+  joined to its send by the returned message's BOUNCEGUARD_DSN_JOIN_HEADER, else the
+  BOUNCEGUARD_DSN_VERP pattern's id in the return path, else the returned Message-ID;
 - produce the attempts to `delivery.attempts` as JSON arrays per partition keyed by recipient,
   exactly as the normalize agent does (its body is reused: `NormalizeBatch`), so the count
   agent sees a DSN's bounce on the partition of that address's logged attempts;
@@ -24,11 +25,12 @@ key (or none) keeps the outcome the same.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.core.decode import check_not_empty
-from pipeline.core.dsn import parse_dsn
+from pipeline.core.dsn import compile_verp, parse_dsn
 from pipeline.core.errors import InvalidInput
 from pipeline.core.models import Attempt
 from pipeline.stream import deadletter, metrics
@@ -51,11 +53,13 @@ class MailBatch(NormalizeBatch):
         topics: AppTopics,
         *,
         join_header: str,
+        verp: re.Pattern[str] | None = None,
         default_tenant: str = "default",
         max_mails: int = 5000,
     ) -> None:
         super().__init__(app, topics, default_tenant=default_tenant, max_lines=max_mails)
         self.join_header = join_header
+        self.verp = verp
 
     def parse(self, event: Any) -> list[Attempt]:
         """Return the attempts of one bounce mail ([] when every recipient was delivered);
@@ -63,7 +67,9 @@ class MailBatch(NormalizeBatch):
         (parse_dsn turns any failure of the email package into BAD_DSN itself)."""
         raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
         check_not_empty(raw)
-        return parse_dsn(raw, join_header=self.join_header, tenant=self.default_tenant)
+        return parse_dsn(
+            raw, join_header=self.join_header, tenant=self.default_tenant, verp=self.verp
+        )
 
     def _source_topic(self) -> Any:
         return self.topics.mail
@@ -78,6 +84,7 @@ def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
         app,
         topics,
         join_header=settings.dsn_join_header,
+        verp=compile_verp(settings.dsn_verp),
         default_tenant=settings.raw_tenant,
         max_mails=settings.batch_attempts,
     )

@@ -101,3 +101,37 @@ def test_a_mail_that_is_not_a_dsn_is_dead_lettered_and_the_worker_keeps_going(
     assert worker.proc.poll() is None, worker.tail()
     # No address in the worker's INFO log (STYLE.md habit 10).
     assert ADDRESS not in worker.log.read_text(errors="replace")
+
+
+NOTICES = Path(__file__).resolve().parents[1] / "data" / "notices"
+
+
+def test_plain_text_notices_suppress_and_verp_attributes_one_that_quotes_nothing(
+    settings: Settings, worker_factory: Any, producer: KafkaProducer
+) -> None:
+    """An Exim notice (joined by its returned Message-ID) and a qmail notice that quotes no
+    message (joined only by the VERP id in the address it was mailed to), on the live worker
+    with BOUNCEGUARD_DSN_VERP set: all four recipients are suppressed as hard bounces."""
+    verp = r"^bounces-(?P<tenant>[a-z0-9]+)-(?P<id>[A-Za-z0-9.]+)@bounce\.example\.org$"
+    worker: WorkerProcess = worker_factory(settings, BOUNCEGUARD_DSN_VERP=verp)
+    qmail = (NOTICES / "lhost-qmail-02.eml").read_bytes()
+    qmail = qmail.replace(
+        b"\nTo: kijitora@example.jp\n", b"\nTo: bounces-acme-send.42@bounce.example.org\n"
+    )
+    assert b"bounces-acme-send.42" in qmail
+    send(producer, settings.topics.mail, (NOTICES / "lhost-exim-02.eml").read_bytes())
+    send(producer, settings.topics.mail, qmail)
+
+    found = {(e["address"], e["tenant"], e["rule"]) for e in suppressions(settings, 4)}
+    assert found == {
+        ("kijitora@example.jp", "default", "immediate_hard"),
+        ("sabatora@example.jp", "default", "immediate_hard"),
+        ("userunknown@example.jp", "acme", "immediate_hard"),
+        ("filtered@example.jp", "acme", "immediate_hard"),
+    }, worker.tail()
+    produced = [
+        a for _, batch in read_attempts(settings.kafka, settings.topics.attempts, 2) for a in batch
+    ]
+    assert {a["asynchronous"] for a in produced} == {True}
+    assert {a["message_id"] for a in produced if a["tenant"] == "acme"} == {"send.42"}
+    assert worker.proc.poll() is None, worker.tail()

@@ -150,6 +150,22 @@ def test_phase_before_rcpt_makes_a_bare_5xx_a_sender_problem() -> None:
     assert classify(550, None, "", smtp_phase="RCPT TO").bounce_class is BounceClass.HARD
 
 
+def test_words_of_a_missing_address_before_rcpt_are_the_senders() -> None:
+    """Catches: a generic "does not exist" or "invalid domain" text deciding before the phase
+    does (Exim and qmail bounce notices: the sender's domain or HELO name was refused)."""
+    sender = classify(
+        553, "5.1.0", "553 5.1.0 neko.example.com does not exist", smtp_phase="MAIL FROM"
+    )
+    helo = classify(501, "5.0.0", "501 5.0.0 Invalid domain name", smtp_phase="HELO")
+    assert (sender.rule, helo.rule) == ("thumb.before_recipient", "thumb.before_recipient")
+    assert sender.bounce_class is helo.bounce_class is BounceClass.BLOCK
+    rcpt = classify(553, "5.1.0", "553 5.1.0 neko.example.com does not exist", smtp_phase="RCPT TO")
+    assert rcpt.bounce_class is BounceClass.HARD
+    # A provider's own block text at connect keeps its finer category.
+    spam = classify(554, "5.7.1", "554 5.7.1 blocked using zen.spamhaus.org", smtp_phase="CONNECT")
+    assert spam.category is Category.SPAM_BLOCK
+
+
 def test_no_information_is_undetermined_and_outcome_is_a_last_resort() -> None:
     assert classify(None, None, "").category is Category.UNDETERMINED
     assert classify(None, None, "", outcome=Outcome.BOUNCED).category is Category.GENERAL_HARD

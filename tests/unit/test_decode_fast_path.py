@@ -33,6 +33,7 @@ TYPED: dict[str, list[Any]] = {
     "diagnostic": ["550 5.1.1 unknown user", "", None],
     "remote_mta": ["mx.example.com", "", None],
     "smtp_phase": ["RCPT TO", "", None],
+    "asynchronous": [False, True, None, "true", 1],
 }  # fmt: skip
 
 
@@ -95,7 +96,7 @@ def test_to_wire_is_to_json_with_microseconds_and_decodes_back_to_the_same_attem
     full = Attempt(
         "e1", datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC), "a@example.com",
         Outcome.DEFERRED, "t1", "news", "c1", "m1", 451, "4.7.1", "451 try later",
-        "mx.example.com", "RCPT TO",
+        "mx.example.com", "RCPT TO", True,
     )  # fmt: skip
     for attempt in (full, Attempt("e2", datetime(2026, 3, 2, tzinfo=UTC), "b@example.com",
                                   Outcome.DELIVERED)):  # fmt: skip

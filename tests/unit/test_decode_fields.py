@@ -43,6 +43,7 @@ def test_every_field_of_an_attempt_is_read_from_its_own_key() -> None:
         "diagnostic": "550 5.1.1 user unknown",
         "remote_mta": "mx.example.com",
         "smtp_phase": "RCPT TO",
+        "asynchronous": True,
     }
     assert attempt_from_mapping(doc) == Attempt(
         event_id="e1",
@@ -58,7 +59,23 @@ def test_every_field_of_an_attempt_is_read_from_its_own_key() -> None:
         diagnostic="550 5.1.1 user unknown",
         remote_mta="mx.example.com",
         smtp_phase="RCPT TO",
+        asynchronous=True,
     )
+
+
+def test_asynchronous_must_be_a_json_boolean() -> None:
+    """Catches: a "false" string read as true (any non-empty string is truthy)."""
+    assert (
+        attempt_from_mapping({**BASE, "outcome": "bounced", "asynchronous": None}).asynchronous
+        is False
+    )
+    for bad in ("false", 0, 1):
+        with pytest.raises(InvalidInput) as caught:
+            attempt_from_mapping({**BASE, "outcome": "bounced", "asynchronous": bad})
+        assert (caught.value.reason, "asynchronous" in caught.value.detail) == (
+            Reason.WRONG_TYPE,
+            True,
+        )
 
 
 def test_absent_optional_fields_are_none_and_numbers_become_text() -> None:

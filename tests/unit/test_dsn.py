@@ -43,6 +43,7 @@ def test_postfix_bounce_joins_its_send_by_our_header(crlf: bool) -> None:
         diagnostic="550-5.1.1 The email account that you tried to reach does not exist. Please "
         "try double-checking the recipient's email address for typos or unnecessary spaces.",
         remote_mta="gmail-smtp-in.l.google.com",
+        asynchronous=True,  # a bounce mail, not the SMTP session's log
     )
     verdict = classify_attempt(attempt)
     assert (verdict.category.value, verdict.bounce_class.value) == ("user_unknown", "hard")
