@@ -26,8 +26,9 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from pipeline.core.errors import Transient
 from pipeline.core.plan import Arg, Call
+from pipeline.state.cluster import RESEND_ROUNDS, misrouted
 from pipeline.state.errors import redis_errors
-from pipeline.state.store import RESEND_ROUNDS, Store, misrouted, raise_error
+from pipeline.state.store import Store, raise_error
 
 SCAN_PAGE = 500
 """Keys asked for per SCAN call."""

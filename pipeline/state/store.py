@@ -7,9 +7,9 @@ the core again (`read_replies`); `Store.apply` does the three in a row for `repl
 so both decide exactly alike.
 
 Redis Cluster (`redis+cluster://host:port[,host:port...]`, see docs/scaling.md): the planner
-cuts the apply calls per primary (`Router`), the calls of different primaries go out
-concurrently, each pinned to its node (`target_nodes`), and a group a node skipped (its slot
-is not served there now) is sent again after a slot-map refresh (`resend`).
+cuts the apply calls per primary (`Router`), `pipeline.state.cluster` sends each primary its
+calls, and a group a node skipped (its slot is not served there now) is sent again after a
+slot-map refresh (`resend`).
 
 Concurrency: a Store may be shared by several agents and the web server. It holds no mutable
 state of its own between calls (the connection pool is safe to share), so calls may
@@ -24,13 +24,11 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import hiredis
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
-from redis.asyncio.connection import Connection, ConnectionPool
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import ResponseError
 
 from pipeline.core.errors import Transient
@@ -41,7 +39,9 @@ from pipeline.core.outcomes import reactivation
 from pipeline.core.plan import BatchPlan, Call, Limits, Outcome, plan_batch, read_replies
 from pipeline.core.policies import Policy, PolicyBook
 from pipeline.core.wire import digest, history_record, to_ms
-from pipeline.state import functions, keys
+from pipeline.state import cluster, functions, keys
+from pipeline.state.cluster import CLUSTER_SCHEME, RESEND_ROUNDS, cluster_client, misrouted
+from pipeline.state.connection import HiredisPackConnection
 from pipeline.state.errors import REDIS_DOWN, redis_errors
 from pipeline.state.held import guard_confirm_call
 
@@ -52,50 +52,6 @@ HISTORY_CAP = 100_000
 """History events kept per tenant; older ones drop off (suppression.events is the archive)."""
 Applied = Outcome
 """What `Store.apply` returns (the core's Outcome)."""
-CLUSTER_SCHEME = "redis+cluster://"
-RESEND_ROUNDS = 6
-REPLICA_WAIT_MS = 1000
-"""Most a Cluster batch waits for one replica to acknowledge its writes (WAIT)."""
-"""Slot-map refreshes (with backoff, 0.05 s doubling: ~3 s in all) before Transient."""
-ROUTING_ERRORS = ("non local key", "moved", "ask ", "tryagain", "clusterdown")
-"""A call refused (or cut short) because its node does not serve its keys now."""
-
-
-class HiredisPackConnection(Connection):
-    """redis-py's asyncio connection, packing commands with hiredis (C) instead of Python.
-
-    redis-py 8.1's asyncio client always packs in pure Python (redis-py #4176; the sync
-    client uses hiredis): for a batch of a few thousand arguments that was the largest single
-    cost of the hot path. hiredis takes str, bytes, int and float, the only types we send.
-    """
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        """Pack one command; multi-word names ("SCRIPT LOAD") are split as redis-py does."""
-        if isinstance(args[0], str) and " " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        return [hiredis.pack_command(args)]
-
-    def pack_commands(self, commands: Any) -> list[bytes]:
-        """Pack a pipeline's commands into one buffer."""
-        return [b"".join(self.pack_command(*c)[0] for c in commands)]
-
-
-def _missing_function(reply: Any) -> bool:
-    return isinstance(reply, ResponseError) and "function not found" in str(reply).lower()
-
-
-def misrouted(reply: Any) -> bool:
-    """True when `reply` is a Cluster node's refusal (or a cut-short call) because it does
-    not serve a key's slot now: sending it again after a slot-map refresh is the cure."""
-    if not isinstance(reply, ResponseError):
-        return False
-    text = str(reply).lower()
-    return any(marker in text for marker in ROUTING_ERRORS)
-
-
-def _spread(got: list[Any] | BaseException, n: int) -> list[Any]:
-    """One node's replies, or its whole round trip's error for each of its `n` calls."""
-    return [got] * n if isinstance(got, BaseException) else got
 
 
 def raise_error(reply: Any) -> None:
@@ -107,21 +63,8 @@ def raise_error(reply: Any) -> None:
         raise reply
 
 
-def cluster_client(url: str) -> RedisCluster:
-    """A RedisCluster over the seed nodes of `redis+cluster://host:port[,host:port...]`
-    (no I/O yet), packing commands with hiredis like the standalone client."""
-    rest = url[len(CLUSTER_SCHEME) :].split("/", 1)[0]
-    nodes = []
-    for seed in rest.split(","):
-        part = urlsplit(f"//{seed}")
-        nodes.append(ClusterNode(part.hostname or "127.0.0.1", part.port or 6379))
-    client = RedisCluster(startup_nodes=nodes)
-    # redis-py's asyncio RedisCluster hard-codes Connection (research §6): swap the class in
-    # the kwargs every later ClusterNode is built with, and in the seed nodes.
-    client.nodes_manager.connection_kwargs["connection_class"] = HiredisPackConnection
-    for node in client.nodes_manager.startup_nodes.values():
-        node.connection_class = HiredisPackConnection
-    return client
+def _missing_function(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and "function not found" in str(reply).lower()
 
 
 class Store:
@@ -176,7 +119,7 @@ class Store:
             if self.cluster is None:
                 await self._load_on(None)
                 return
-            await self._ready()
+            await self.cluster.initialize()
             await asyncio.gather(*(self._load_on(n) for n in self.cluster.get_primaries()))
 
     async def _load_on(self, node: ClusterNode | None) -> None:
@@ -191,19 +134,10 @@ class Store:
             if "already exists" not in str(exc):
                 raise
 
-    async def _ready(self) -> None:
-        """Cluster: initialize the client unless it is (the slot map and its command table;
-        a no-op after the first time). The batches go to the nodes directly
-        (`_on_node`), so the client's own first command, which would initialize it, may
-        never come; redis-py 8.1 then fails a later keyed command on the empty command table."""
-        if self.cluster is not None:
-            await self.cluster.initialize()
-
     async def refresh(self) -> None:
         """Cluster: read the slot map again (after a skip or a refusal). Raises Transient."""
         if self.cluster is not None:
-            with redis_errors():
-                await self.cluster.nodes_manager.initialize()
+            await cluster.refresh(self.cluster)
 
     def route(self, tag: str) -> str | None:
         """Cluster: the primary that serves hash tag `tag` now (None: map not read yet)."""
@@ -270,61 +204,12 @@ class Store:
 
     async def _send(self, calls: Sequence[Call]) -> list[Any]:
         if self.cluster is not None:
-            return await self._send_cluster(self.cluster, calls)
+            return await cluster.send(self.cluster, calls, self.route)
         with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for call in calls:
                 pipe.execute_command("FCALL", functions.name(call.function), 0, *call.args)
             return list(await pipe.execute(raise_on_error=False))
-
-    async def _send_cluster(self, rc: RedisCluster, calls: Sequence[Call]) -> list[Any]:
-        """Each call pinned to its primary (`target_nodes`: no COMMAND GETKEYS, no retry by
-        redis-py); the calls run concurrently. A call for no known node goes to the default
-        primary (the apply function's probe skips what is not local there)."""
-        try:
-            with redis_errors():  # no seed node answers: redis-py's RedisClusterException
-                await self._ready()
-            by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
-            for i, call in enumerate(calls):
-                name = call.node or (self.route(call.route) if call.route else None)
-                node = (rc.get_node(node_name=name) if name else None) or rc.get_default_node()
-                by_node.setdefault(node.name, (node, []))[1].append(i)
-            replies: list[Any] = [None] * len(calls)
-            sent = [self._on_node(node, calls, picked) for node, picked in by_node.values()]
-            for (_node, picked), got in zip(
-                by_node.values(), await asyncio.gather(*sent, return_exceptions=True), strict=True
-            ):
-                for i, reply in zip(picked, _spread(got, len(picked)), strict=True):
-                    replies[i] = reply
-        except REDIS_DOWN as exc:
-            await self._refresh_quietly()
-            raise Transient(f"redis unreachable: {type(exc).__name__}: {exc}") from exc
-        if any(isinstance(r, REDIS_DOWN) for r in replies):
-            await self._refresh_quietly()  # a node down or failed over: the map changes
-        return replies
-
-    async def _on_node(
-        self, node: ClusterNode, calls: Sequence[Call], picked: Sequence[int]
-    ) -> list[Any]:
-        """Send the `picked` calls to `node` on one connection, then WAIT until a replica has
-        their writes (or REPLICA_WAIT_MS passed): the unit is acked in Kafka after this, and a
-        primary that died before its replica had them would lose them in a failover. A node
-        without a replica in sync (just promoted, say) answers 0 and the batch goes on."""
-        commands = [
-            PipelineCommand(i, "FCALL", functions.name(calls[i].function), 0, *calls[i].args)
-            for i in picked
-        ]
-        wait = PipelineCommand(-1, "WAIT", 1, REPLICA_WAIT_MS)
-        await node.execute_pipeline([*commands, wait])
-        if wait.result == 0:
-            log.warning("redis cluster: no replica acknowledged a batch on %s", node.name)
-        return [c.result for c in commands]
-
-    async def _refresh_quietly(self) -> None:
-        try:
-            await self.refresh()
-        except Exception:
-            return
 
     def plan(self, events: Sequence[Event]) -> BatchPlan:
         """Plan `events` under this store's book, namespace and limits (pure; on a Cluster,
@@ -460,7 +345,7 @@ class Store:
         standalone Redis. Raises Transient when no node answers."""
         if self.cluster is not None:
             with redis_errors():
-                await self._ready()
+                await self.cluster.initialize()
 
     async def reactivate(
         self,

@@ -31,7 +31,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from pipeline import __version__
 from pipeline.config import Settings
-from pipeline.state.store import CLUSTER_SCHEME, cluster_client
+from pipeline.state.cluster import CLUSTER_SCHEME, cluster_client
 from pipeline.stream import metrics
 
 log = logging.getLogger(__name__)
