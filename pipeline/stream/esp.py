@@ -1,13 +1,14 @@
-"""The ESP agent: webhook bodies (`esp.events.raw`) -> attempts (`delivery.attempts`) and
-complaints/unsubscribes (`feedback.events`).
+"""The ESP agent: webhook bodies (`esp.events.raw`) -> attempts (`delivery.attempts`),
+complaints/unsubscribes (`feedback.events`) and opens/clicks (`engagement.events`).
 
 Responsibilities:
 - map each message, one authenticated webhook body as the provider posted it (the web layer,
   pipeline.web.webhooks, put it there; its Kafka key is `<provider>:<hash>`), with the pure
   mapper `pipeline.core.esp.parse_esp`;
 - produce the attempts as the normalize agent does (NormalizeBatch's body: arrays per
-  partition keyed by recipient), and each feedback event as one JSON message keyed by its
-  recipient to `feedback.events`, where the feedback agent judges it;
+  partition keyed by recipient), each feedback event as one JSON message keyed by its
+  recipient to `feedback.events`, where the feedback agent judges it, and each open or click
+  likewise to `engagement.events`;
 - dead-letter what cannot be mapped to `esp.events.raw.deadletter` with its reason.
 
 Order inside a unit: the normalize agent's (pipeline.stream.normalize): dead letters awaited,
@@ -28,7 +29,7 @@ from pipeline.config import Settings
 from pipeline.core.decode import check_not_empty
 from pipeline.core.errors import InvalidInput
 from pipeline.core.esp import parse_esp
-from pipeline.core.events import Feedback
+from pipeline.core.events import Engagement, Feedback
 from pipeline.core.models import Attempt
 from pipeline.stream import deadletter, metrics
 from pipeline.stream.batch import run_batches
@@ -38,7 +39,8 @@ from pipeline.stream.topics import AppTopics
 
 class EspBatch(NormalizeBatch):
     """The ESP agent's body: NormalizeBatch's units, produce and fallback, with `parse_esp`
-    in place of the log parsers, and feedback events sent to `feedback.events`."""
+    in place of the log parsers; feedback events go to `feedback.events`, opens and clicks
+    to `engagement.events`."""
 
     name = "esp_events"
     results = metrics.RAW_ESP_EVENTS
@@ -55,17 +57,17 @@ class EspBatch(NormalizeBatch):
         return parse_esp(provider, raw, tenant=self.default_tenant)
 
     async def _produce(self, attempts: Sequence[Attempt]) -> None:
-        """Send the attempts as NormalizeBatch does, the feedback events (which `parse`
-        mixes in) to feedback.events keyed by recipient; await every delivery."""
+        """Send the attempts as NormalizeBatch does, the feedback and engagement events
+        (which `parse` mixes in) to their topics keyed by recipient; await every delivery."""
         events: Sequence[Any] = attempts
-        feedback = [e for e in events if isinstance(e, Feedback)]
         await super()._produce([e for e in events if isinstance(e, Attempt)])
-        futures = [
-            await self.topics.feedback.send(
-                key=f.recipient.encode(), value=orjson.dumps(f.to_json())
-            )
-            for f in feedback
-        ]
+        futures = []
+        for e in events:
+            if isinstance(e, Feedback | Engagement):
+                topic = self.topics.feedback if isinstance(e, Feedback) else self.topics.engagement
+                futures.append(
+                    await topic.send(key=e.recipient.encode(), value=orjson.dumps(e.to_json()))
+                )
         await asyncio.gather(*futures)
 
     def _source_topic(self) -> Any:
@@ -76,7 +78,8 @@ class EspBatch(NormalizeBatch):
 
 
 def attach(app: Any, settings: Settings, topics: AppTopics) -> None:
-    """Attach the ESP agent (`esp.events.raw` -> `delivery.attempts`, `feedback.events`)."""
+    """Attach the ESP agent (`esp.events.raw` -> `delivery.attempts`, `feedback.events`,
+    `engagement.events`)."""
     batch = EspBatch(
         app, topics, default_tenant=settings.raw_tenant, max_lines=settings.batch_attempts
     )

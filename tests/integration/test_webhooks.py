@@ -138,6 +138,23 @@ def test_each_providers_authenticated_sample_ends_in_its_suppressions(
         status = _status(settings, address)
         assert rule in orjson.dumps(status).decode(), (address, status)
 
+    # An open: no suppression, an engagement event for the engagement policy.
+    opened = orjson.dumps(
+        [
+            {
+                "email": "ann@example.com",
+                "timestamp": 1772442000,
+                "event": "open",
+                "sg_event_id": "o1",
+            }
+        ]
+    )
+    assert post(settings, "sendgrid", opened, SENDGRID.headers(opened)) == (200, {"accepted": True})
+    [event] = [orjson.loads(v) for v in read_topic(settings.kafka, settings.topics.engagement, 1)]
+    assert (event["recipient"], event["action"], event["tenant"], event["event_id"]) == (
+        "ann@example.com", "open", "acme", "sendgrid:open:o1",
+    ), webhook_worker.tail()  # fmt: skip
+
 
 def test_a_signed_sns_subscription_confirmation_is_logged_for_the_operator(
     settings: Settings, webhook_worker: WorkerProcess

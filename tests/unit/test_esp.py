@@ -15,7 +15,7 @@ from pipeline.core import esp_verdicts
 from pipeline.core.classify import ESP_VERDICTS, RULEBOOK, classify, classify_attempt
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.esp import parse_esp
-from pipeline.core.events import Feedback
+from pipeline.core.events import Engagement, EngagementAction, Feedback
 from pipeline.core.models import Attempt, BounceClass, Category, Outcome
 from tests.esp_signing import sns_envelope
 
@@ -264,9 +264,12 @@ def test_one_bad_event_rejects_the_whole_batch_naming_its_index() -> None:
 
 
 def test_events_that_say_nothing_new_give_nothing() -> None:
-    """SendGrid dropped/processed/open, Mailgun suppress-*, Postmark ManuallyDeactivated and
-    SparkPost's test ping are the provider's own bookkeeping, not a delivery result."""
-    assert parse_esp("sendgrid", b'[{"event":"open","email":"x"}]') == []
+    """SendGrid dropped/processed and machine opens, Mailgun suppress-*, Postmark
+    ManuallyDeactivated and SparkPost's test ping are the provider's own bookkeeping, not a
+    delivery result or a person's engagement."""
+    assert parse_esp("sendgrid", b'[{"event":"processed","email":"x"}]') == []
+    machine = b'[{"event":"open","email":"a@example.com","timestamp":1,"sg_machine_open":true}]'
+    assert parse_esp("sendgrid", machine) == []
     assert parse_esp("sparkpost", b'[{"msys":{}}]') == []
     doc = orjson.loads(sample("postmark-bounce.json"))
     doc["Type"] = "ManuallyDeactivated"
@@ -278,3 +281,57 @@ def test_a_sample_time_is_the_bounce_time_not_the_send_time() -> None:
     doc["mail"]["timestamp"] = "2016-01-01T00:00:00.000Z"
     [a] = parse_esp("ses", orjson.dumps(doc))
     assert a.ts == datetime(2016, 1, 27, 14, 59, 38, 237000, tzinfo=UTC)
+
+
+T_OPEN = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+ENGAGEMENT_BODIES = {
+    # Field names as each provider's documentation shows its open and click events.
+    "sendgrid": [
+        {"email": "ann@example.com", "timestamp": 1772442000, "event": "open",
+         "sg_machine_open": False, "sg_event_id": "o1", "sg_message_id": "m1", "tenant": "acme"},
+        {"email": "ann@example.com", "timestamp": 1772442000, "event": "click",
+         "url": "https://example.com/", "sg_event_id": "c1", "sg_message_id": "m1"},
+    ],
+    "mailgun": {"signature": {}, "event-data": {
+        "event": "opened", "id": "mg-o1", "timestamp": 1772442000.0,
+        "recipient": "ann@example.com", "user-variables": {"tenant": "acme"}}},
+    "postmark": {"RecordType": "Click", "Recipient": "ann@example.com",
+                 "ReceivedAt": "2026-03-02T09:00:00Z", "MessageID": "pm-1",
+                 "OriginalLink": "https://example.com/", "Metadata": {"tenant": "acme"}},
+    "sparkpost": [{"msys": {"track_event": {
+        "type": "initial_open", "event_id": "sp-1", "rcpt_to": "ann@example.com",
+        "timestamp": "1772442000", "rcpt_meta": {"tenant": "acme"}}}}],
+    "ses": {"eventType": "Open", "mail": {
+        "messageId": "ses-1", "destination": ["ann@example.com"],
+        "tags": {"tenant": ["acme"]}},
+        "open": {"timestamp": "2026-03-02T09:00:00.000Z", "ipAddress": "192.0.2.1"}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("provider", sorted(ENGAGEMENT_BODIES))
+def test_opens_and_clicks_are_engagement_events(provider: str) -> None:
+    """Catches: an ESP user's opens and clicks lost, so the engagement policy judges every
+    address unengaged."""
+    events = parse_esp(provider, orjson.dumps(ENGAGEMENT_BODIES[provider]), tenant="t0")
+    assert events and all(isinstance(e, Engagement) for e in events)
+    first = events[0]
+    assert isinstance(first, Engagement)
+    assert (first.recipient, first.ts, first.tenant) == ("ann@example.com", T_OPEN, "acme")
+    assert first.event_id.startswith(provider)
+    again = parse_esp(provider, orjson.dumps(ENGAGEMENT_BODIES[provider]), tenant="t0")
+    assert [e.event_id for e in again] == [e.event_id for e in events]
+
+
+def test_each_engagement_action_is_the_providers() -> None:
+    actions = [e.action for e in parse_esp("sendgrid", orjson.dumps(ENGAGEMENT_BODIES["sendgrid"]))
+               if isinstance(e, Engagement)]  # fmt: skip
+    assert actions == [EngagementAction.OPEN, EngagementAction.CLICK]
+    [click] = parse_esp("postmark", orjson.dumps(ENGAGEMENT_BODIES["postmark"]))
+    assert isinstance(click, Engagement) and click.action is EngagementAction.CLICK
+
+
+def test_an_ses_open_of_a_message_to_several_recipients_names_nobody() -> None:
+    """SES reports opens per message: with two destinations, who opened is unknown."""
+    doc = dict(ENGAGEMENT_BODIES["ses"])
+    doc["mail"] = {**doc["mail"], "destination": ["ann@example.com", "bob@example.com"]}
+    assert parse_esp("ses", orjson.dumps(doc)) == []

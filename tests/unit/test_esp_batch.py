@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.core.messages import decode_feedback
+from pipeline.core.messages import decode_engagement, decode_feedback
 from pipeline.stream import esp
 from tests.unit.test_no_address_in_logs import Event, Message, process
 from tests.unit.test_normalize_restart import Topic
@@ -39,6 +39,7 @@ class Topics:
     esp: Topic = field(default_factory=lambda: Topic("esp.events.raw"))
     attempts: Topic = field(default_factory=lambda: Topic("delivery.attempts"))
     feedback: KeyedTopic = field(default_factory=lambda: KeyedTopic("feedback.events"))
+    engagement: KeyedTopic = field(default_factory=lambda: KeyedTopic("engagement.events"))
     esp_deadletter: Topic = field(default_factory=lambda: Topic("esp.events.raw.deadletter"))
 
 
@@ -78,6 +79,22 @@ def test_attempts_and_complaints_go_to_their_topics() -> None:
         "acme",
     )
     assert topics.esp_deadletter.sent == []
+
+
+def test_opens_and_clicks_go_to_the_engagement_topic_keyed_by_recipient() -> None:
+    at = 1772442000
+    body = orjson.dumps([
+        {"email": "ann@example.com", "timestamp": at, "event": "open", "sg_event_id": "o1"},
+        {"email": "bob@example.com", "timestamp": at, "event": "click", "sg_event_id": "c1"},
+    ])  # fmt: skip
+    topics = run((b"sendgrid:0123", body))
+    assert topics.engagement.keys == [b"ann@example.com", b"bob@example.com"]
+    events = [e for value in topics.engagement.sent for e in decode_engagement(value)]
+    assert [(e.event_id, e.action.value, e.tenant) for e in events] == [
+        ("sendgrid:open:o1", "open", "acme"),
+        ("sendgrid:click:c1", "click", "acme"),
+    ]
+    assert topics.attempts.sent == topics.feedback.sent == topics.esp_deadletter.sent == []
 
 
 def test_the_same_body_twice_gives_the_same_event_ids() -> None:

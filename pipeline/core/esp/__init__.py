@@ -16,9 +16,14 @@ Per event, as the issue asks:
 - tenant, list and campaign from the custom data the sender attached (`tenant`, `list_id`,
   `campaign_id` in SES tags, SendGrid custom args, Mailgun user-variables, Postmark Metadata,
   SparkPost rcpt_meta), else `tenant`.
-Events that say nothing new about a recipient give nothing: sends, opens, clicks, and the
-provider's refusals to send to an address it already suppresses (SendGrid dropped, Mailgun
-suppress-*, Postmark ManuallyDeactivated), which would count one old bounce again.
+Opens and clicks are engagement events (for the engagement policy, as on
+`engagement.events`): SendGrid open/click (not a machine open, `sg_machine_open`: a mail
+client's prefetch), Mailgun opened/clicked, Postmark Open/Click, SparkPost open, initial_open,
+click and their AMP forms, SES event publishing Open/Click of a message with one destination
+(SES names the message, not which of several recipients opened it).
+Events that say nothing new about a recipient give nothing: sends, and the provider's refusals
+to send to an address it already suppresses (SendGrid dropped, Mailgun suppress-*, Postmark
+ManuallyDeactivated), which would count one old bounce again.
 All or nothing per body, like `delivery.attempts`: one bad mapped event rejects the body
 (dead-lettered whole, its index in the detail), so a batch is never half counted.
 Pure: no I/O. Authentication is pipeline.core.webhook_auth's (the web layer's) job.

@@ -12,12 +12,12 @@ from typing import Any
 from pipeline.core.classify import extract_codes
 from pipeline.core.decode import normalize_address, parse_ts
 from pipeline.core.errors import InvalidInput, Reason
-from pipeline.core.events import Feedback, FeedbackKind
+from pipeline.core.events import Engagement, EngagementAction, Feedback, FeedbackKind
 from pipeline.core.models import Attempt, Outcome
 
 MAX_ESP_BYTES = 4 * 1024 * 1024
 """Largest body mapped (the web layer's own limit is lower: BOUNCEGUARD_WEBHOOK_MAX_BYTES)."""
-EspEvent = Attempt | Feedback
+EspEvent = Attempt | Feedback | Engagement
 """What a webhook event maps to."""
 Doc = Mapping[str, Any]
 _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
@@ -103,6 +103,15 @@ def feedback(
     attempt)."""
     return Feedback(
         event_id=event_id, ts=timestamp(ts), recipient=address(recipient), kind=kind, **meta
+    )
+
+
+def engagement(
+    event_id: str, ts: object, recipient: object, action: EngagementAction, meta: dict[str, Any]
+) -> Engagement:
+    """An open or click of an ESP event (time and recipient checked as for an attempt)."""
+    return Engagement(
+        event_id=event_id, ts=timestamp(ts), recipient=address(recipient), action=action, **meta
     )
 
 

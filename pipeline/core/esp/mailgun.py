@@ -8,7 +8,7 @@ from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.esp import common as c
 from pipeline.core.esp.common import Doc, EspEvent
 from pipeline.core.esp_verdicts import esp_phase
-from pipeline.core.events import FeedbackKind
+from pipeline.core.events import EngagementAction, FeedbackKind
 from pipeline.core.models import Outcome
 
 
@@ -43,6 +43,9 @@ def map_event(item: Doc, tenant: str) -> list[EspEvent]:
                 message_id=(data.get("message") or {}).get("headers", {}).get("message-id"),
             )
         ]
+    action = {"opened": EngagementAction.OPEN, "clicked": EngagementAction.CLICK}.get(str(event))
+    if action is not None:
+        return [c.engagement(event_id, ts, recipient, action, meta)]
     kind = {"complained": FeedbackKind.COMPLAINT, "unsubscribed": FeedbackKind.UNSUBSCRIBE}.get(
         str(event)
     )

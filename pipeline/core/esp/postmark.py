@@ -8,13 +8,13 @@ from typing import Any
 from pipeline.core.esp import common as c
 from pipeline.core.esp.common import Doc, EspEvent
 from pipeline.core.esp_verdicts import esp_phase
-from pipeline.core.events import FeedbackKind
+from pipeline.core.events import EngagementAction, FeedbackKind
 from pipeline.core.models import Outcome
 
 
 def map_event(item: Doc, tenant: str) -> list[EspEvent]:
     """One Postmark webhook, by RecordType (Bounce, SpamComplaint, Delivery,
-    SubscriptionChange; the others, opens and clicks, give nothing)."""
+    SubscriptionChange, Open, Click; the others give nothing)."""
     handler = _POSTMARK.get(str(item.get("RecordType")))
     return handler(item, c.meta(item.get("Metadata"), tenant)) if handler else []
 
@@ -77,6 +77,16 @@ def _postmark_bounce(item: Doc, meta: dict[str, Any]) -> list[EspEvent]:
     ]
 
 
+def _postmark_engagement(item: Doc, meta: dict[str, Any]) -> list[EspEvent]:
+    # Postmark gives an open or click no id of its own: the message, the recipient and the
+    # time name it (a retry of the webhook is the same three).
+    kind = str(item.get("RecordType"))
+    who, when = item.get("Recipient"), item.get("ReceivedAt")
+    event_id = f"postmark:{kind.lower()}:{item.get('MessageID')}:{c.digest(str(who))[:12]}:{when}"
+    action = EngagementAction.OPEN if kind == "Open" else EngagementAction.CLICK
+    return [c.engagement(event_id, when, who, action, meta)]
+
+
 _POSTMARK_SKIP = frozenset(
     {"ManuallyDeactivated", "Subscribe", "AddressChange", "OpenRelayTest", "SMTPApiError",
      "InboundError", "TemplateRenderingFailed", "Unconfirmed"}
@@ -88,4 +98,6 @@ _POSTMARK: dict[str, Callable[[Doc, dict[str, Any]], list[EspEvent]]] = {
     "SpamComplaint": _postmark_complaint,
     "Delivery": _postmark_delivery,
     "SubscriptionChange": _postmark_subscription,
+    "Open": _postmark_engagement,
+    "Click": _postmark_engagement,
 }

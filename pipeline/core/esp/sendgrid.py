@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline.core.esp import common as c
 from pipeline.core.esp.common import Doc, EspEvent
 from pipeline.core.esp_verdicts import esp_phase
-from pipeline.core.events import FeedbackKind
+from pipeline.core.events import EngagementAction, FeedbackKind
 from pipeline.core.models import Outcome
 
 
@@ -46,6 +46,11 @@ def map_event(item: Doc, tenant: str) -> list[EspEvent]:
                 message_id=item.get("sg_message_id"),
             )
         ]
+    if event in ("open", "click"):
+        if item.get("sg_machine_open") is True:
+            return []  # a mail client's prefetch (Apple Mail Privacy Protection), not a person
+        action = EngagementAction.OPEN if event == "open" else EngagementAction.CLICK
+        return [c.engagement(event_id, ts, email, action, meta)]
     kind = _SENDGRID_FEEDBACK.get(str(event))
     return [c.feedback(event_id, ts, email, kind, meta)] if kind else []
 

@@ -11,7 +11,7 @@ from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.esp import common as c
 from pipeline.core.esp.common import Doc, EspEvent
 from pipeline.core.esp_verdicts import esp_phase
-from pipeline.core.events import FeedbackKind
+from pipeline.core.events import EngagementAction, FeedbackKind
 from pipeline.core.models import Outcome
 
 
@@ -112,9 +112,25 @@ def _ses_delay(item: Doc, mail: Doc, meta: dict[str, Any]) -> Iterator[EspEvent]
         )
 
 
+def _ses_engagement(item: Doc, mail: Doc, meta: dict[str, Any]) -> Iterator[EspEvent]:
+    # SES reports an open or click per message, listing every destination of it: who
+    # opened is known only when there was one.
+    kind = str(item.get("eventType"))
+    detail = item.get(kind.lower()) or {}
+    destinations = mail.get("destination") or []
+    if len(destinations) != 1:
+        return
+    address, when = destinations[0], detail.get("timestamp")
+    action = EngagementAction.OPEN if kind == "Open" else EngagementAction.CLICK
+    event_id = _per_recipient(f"{kind.lower()}:{mail.get('messageId')}:{when}", address)
+    yield c.engagement(event_id, when, address, action, meta)
+
+
 _SES: dict[str, Callable[[Doc, Doc, dict[str, Any]], Iterator[EspEvent]]] = {
     "Bounce": _ses_bounce,
     "Complaint": _ses_complaint,
     "Delivery": _ses_delivery,
     "DeliveryDelay": _ses_delay,
+    "Open": _ses_engagement,
+    "Click": _ses_engagement,
 }

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pipeline.core.esp import common as c
 from pipeline.core.esp.common import Doc, EspEvent
 from pipeline.core.esp_verdicts import esp_phase
-from pipeline.core.events import FeedbackKind
+from pipeline.core.events import EngagementAction, FeedbackKind
 from pipeline.core.models import Outcome
 
 
@@ -28,6 +28,9 @@ def map_event(item: Doc, tenant: str) -> list[EspEvent]:
         feedback = FeedbackKind.UNSUBSCRIBE  # "Unsubscribe: an unsubscribe request"
     if feedback is not None:
         return [c.feedback(event_id, ts, rcpt, feedback, meta)]
+    action = _SPARKPOST_ENGAGEMENT.get(kind)
+    if action is not None:
+        return [c.engagement(event_id, ts, rcpt, action, meta)]
     outcome = _SPARKPOST_OUTCOMES.get(kind)
     if outcome is None or bounce_class == "80":  # 80 Subscribe: a subscribe request
         return []
@@ -56,6 +59,14 @@ _SPARKPOST_OUTCOMES = {
     "out_of_band": Outcome.BOUNCED,
     "delay": Outcome.DEFERRED,
     "delivery": Outcome.DELIVERED,
+}
+_SPARKPOST_ENGAGEMENT = {
+    "open": EngagementAction.OPEN,
+    "initial_open": EngagementAction.OPEN,
+    "amp_open": EngagementAction.OPEN,
+    "amp_initial_open": EngagementAction.OPEN,
+    "click": EngagementAction.CLICK,
+    "amp_click": EngagementAction.CLICK,
 }
 _SPARKPOST_FEEDBACK = {
     "spam_complaint": FeedbackKind.COMPLAINT,
