@@ -217,7 +217,7 @@ def classify(
     )
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)
 def _classify_masked(
     smtp_code: int | None,
     enhanced_code: str | None,
@@ -227,7 +227,9 @@ def _classify_masked(
     smtp_phase: str | None,
     remote_mta: str | None,
 ) -> Classification:
-    """First-level cache on the raw inputs (exact repeats skip the masking entirely)."""
+    """First-level cache on the raw inputs (exact repeats skip the masking entirely). Small:
+    most replies quote the recipient, so raw texts rarely repeat (43k distinct in the bench's
+    60k bounces); at 65,536 entries this cache held ~15 MB of one-off texts for no hits."""
     return _classify_cached(
         smtp_code,
         (enhanced_code or "").strip().lstrip("#") or None,
