@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.classify import classify_attempt
 from pipeline.core.dsn import compile_verp, parse_dsn
@@ -233,3 +235,36 @@ def test_a_mail_that_is_neither_a_report_nor_a_notice_keeps_its_reason() -> None
         parse_dsn(plain, verp=ANY_SEND)
     assert caught.value.reason is Reason.BAD_DSN
     assert "not a multipart/report" in caught.value.detail
+
+
+MARKERS = [
+    "The following address(es) failed:",
+    "Hi. This is the qmail-send program at mx.example.org.",
+    "Delivery to the following recipient failed permanently:",
+    "did not reach the following recipient(s):",
+    "------ This is a copy of the message, including all the headers. ------",
+    "--- Below this line is a copy of the message.",
+    "  a@example.com",
+    "<a@example.com>:",
+    "a@example.com on Thu, 29 Apr 2010",
+    "Technical details of permanent failure:",
+    "    SMTP error from remote mail server after RCPT TO:<a@example.com>: 550 5.1.1 no",
+    "Remote host said: 550 5.1.1 no [RCPT_TO]",
+    "Date: Fri, 01 Oct 2010 19:15:23 +0900",
+    "Message-ID: <x@example.org>",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=80)), max_size=30))
+def test_any_mix_of_notice_lines_is_attempts_or_invalid_input(lines: list[str]) -> None:
+    """Catches: a notice layout whose parsing raises something else (an IndexError on an
+    entry without a reply, a KeyError on a dialect's group) on real-world garbage."""
+    head = "From: MAILER-DAEMON@example.org\nTo: a@example.org\n"
+    head += "Date: Fri, 01 Oct 2010 19:15:23 +0900\n"
+    raw = (head + "\n" + "\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+    try:
+        found = parse_dsn(raw, verp=ANY_SEND)
+    except InvalidInput:
+        return
+    assert all(a.asynchronous and a.event_id.startswith("dsn:") for a in found)
