@@ -131,10 +131,6 @@ start() {
         "(logs $BG_VAR/kafka-cluster-<port>/kafka.log)"
 }
 
-running() {  # running PID: the process exists and is not a zombie waiting to be reaped
-    ps -o stat= -p "$1" 2>/dev/null | grep -qv '^Z'
-}
-
 stop() {
     # kill -9, not a controlled shutdown: the data is removed anyway, and the last node of a
     # quorum would wait for controllers that are already gone. All first, then wait for all.

@@ -30,6 +30,12 @@ wait_until() {  # wait_until SECONDS LOGFILE COMMAND...: poll COMMAND until it s
     done
 }
 
+running() {  # running PID: the process exists and is not a zombie waiting to be reaped
+    # (a zombie has let go of its ports and files; where PID 1 reaps orphans only every second
+    # or two, `kill -0` alone kept each stop waiting that long)
+    ps -o stat= -p "$1" 2>/dev/null | grep -qv '^Z'
+}
+
 stop_pid() {  # stop_pid PIDFILE NAME: SIGTERM, wait up to 30 s, then SIGKILL; remove PIDFILE
     local pidfile=$1 name=$2 pid
     if ! pid_alive "$pidfile"; then
@@ -39,11 +45,11 @@ stop_pid() {  # stop_pid PIDFILE NAME: SIGTERM, wait up to 30 s, then SIGKILL; r
     fi
     pid=$(cat "$pidfile")
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.3
+    for _ in $(seq 1 300); do
+        running "$pid" || break
+        sleep 0.1
     done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+    running "$pid" && kill -9 "$pid" 2>/dev/null || true
     rm -f "$pidfile"
     echo "$name: stopped"
 }

@@ -81,8 +81,8 @@ stop() {
         if pid_alive "$d/redis.pid"; then
             pid=$(cat "$d/redis.pid")
             redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do running "$pid" || break; sleep 0.1; done
+            running "$pid" && kill -9 "$pid" 2>/dev/null || true
         fi
         rm -rf "$d"
     done

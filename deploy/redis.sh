@@ -39,7 +39,7 @@ kill_now() {  # SIGKILL, as a crash would; the AOF on disk is all that survives
     local pid
     pid=$(cat "$PIDFILE")
     kill -9 "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    while running "$pid"; do sleep 0.1; done
     rm -f "$PIDFILE"
     echo "redis: killed (SIGKILL)"
 }

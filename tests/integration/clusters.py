@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -147,11 +148,13 @@ def kill_redis(port: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """True while process `pid` exists and is not a zombie (a zombie has let go of its port
+    and files, and PID 1 may take a second or two to reap it; deploy/lib.sh `running`)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def promoted(replica_port: int, others: Sequence[int]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -12,7 +13,13 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline.config import Settings
-from tests.integration.conftest import WorkerProcess, read_topic, send, wait_for
+from tests.integration.conftest import (
+    WorkerProcess,
+    isolated_settings,
+    read_topic,
+    send,
+    wait_for,
+)
 from tests.integration.test_worker import attempt
 
 pytestmark = pytest.mark.integration
@@ -45,10 +52,10 @@ def suppressed(settings: Settings, address: str) -> bool:
     return "immediate_hard" in orjson.dumps(view).decode()
 
 
-@pytest.fixture
-def api(settings: Settings, worker_factory: Any, producer: KafkaProducer) -> Settings:
-    """A worker with an API token and two hard-bounced addresses of tenant acme."""
-    worker_factory(settings, BOUNCEGUARD_API_TOKEN=TOKEN)
+def api_worker(settings: Settings, factory: Any, producer: KafkaProducer) -> Settings:
+    """Start a worker with an API token (`factory`) and give it two hard-bounced addresses
+    of tenant acme; return once both suppressions are out and the history lists them."""
+    factory(settings, BOUNCEGUARD_API_TOKEN=TOKEN)
     for n, who in enumerate(("first@example.com", "second@example.com")):
         send(
             producer, settings.topics.attempts, attempt(who, ts=f"2026-03-02T09:00:0{n}Z"), key=who
@@ -58,9 +65,32 @@ def api(settings: Settings, worker_factory: Any, producer: KafkaProducer) -> Set
     return settings
 
 
-def test_status_shows_the_suppression_with_its_evidence(api: Settings) -> None:
+@pytest.fixture
+def api(settings: Settings, worker_factory: Any, producer: KafkaProducer) -> Settings:
+    """A worker of its own (api_worker), for a test that writes (POST) or may change state."""
+    return api_worker(settings, worker_factory, producer)
+
+
+@pytest.fixture(scope="module")
+def read_api(
+    kafka_broker: str, redis_server: str, module_worker_factory: Callable[..., WorkerProcess]
+) -> Settings:
+    """One api_worker shared by the tests of this module that only read (GET), which change
+    nothing, so their order does not matter: a worker's start and its two suppressions cost
+    ~3 s, once instead of once per test (11 of them)."""
+    producer = KafkaProducer(bootstrap_servers=kafka_broker, acks="all", linger_ms=5)
+    try:
+        settings = api_worker(
+            isolated_settings(kafka_broker, redis_server), module_worker_factory, producer
+        )
+    finally:
+        producer.close(timeout=10)
+    return settings
+
+
+def test_status_shows_the_suppression_with_its_evidence(read_api: Settings) -> None:
     # Case and percent-encoding in the URL are normalized like recipients are.
-    status, view = call(api, "GET", "/v1/addresses/FIRST%40Example.COM?tenant=acme")
+    status, view = call(read_api, "GET", "/v1/addresses/FIRST%40Example.COM?tenant=acme")
     assert status == 200
     text = orjson.dumps(view).decode()
     assert "first@example.com" in text
@@ -124,14 +154,16 @@ def test_reactivate_type_checks_its_body_before_any_change(
     assert suppressed(api, "first@example.com")
 
 
-def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
-    wait_for(lambda: len(call(api, "GET", "/v1/suppressions?tenant=acme")[1]["items"]) == 2, 20)
-    status, first = call(api, "GET", "/v1/suppressions?tenant=acme&limit=1")
+def test_suppression_history_pages_with_a_cursor(read_api: Settings) -> None:
+    wait_for(
+        lambda: len(call(read_api, "GET", "/v1/suppressions?tenant=acme")[1]["items"]) == 2, 20
+    )
+    status, first = call(read_api, "GET", "/v1/suppressions?tenant=acme&limit=1")
     assert status == 200
     assert [e["address"] for e in first["items"]] == ["first@example.com"]
     cursor = first["next"]
     path = f"/v1/suppressions?tenant=acme&limit=1&since={cursor['since']}&after={cursor['after']}"
-    _, second = call(api, "GET", path)
+    _, second = call(read_api, "GET", path)
     assert [e["address"] for e in second["items"]] == ["second@example.com"]
     assert second["next"] is None
 
@@ -149,9 +181,11 @@ def test_suppression_history_pages_with_a_cursor(api: Settings) -> None:
         ("/v1/suppressions?tenant=acme&limit=0", 400, "wrong_type"),
     ],
 )
-def test_errors_are_json_with_a_reason(api: Settings, path: str, status: int, reason: str) -> None:
-    assert call(api, "GET", path)[0:1] == (status,)
-    assert call(api, "GET", path)[1]["error"] == reason
+def test_errors_are_json_with_a_reason(
+    read_api: Settings, path: str, status: int, reason: str
+) -> None:
+    assert call(read_api, "GET", path)[0:1] == (status,)
+    assert call(read_api, "GET", path)[1]["error"] == reason
 
 
 def test_a_huge_authorization_header_is_a_4xx_without_a_traceback(
@@ -175,5 +209,5 @@ def test_a_huge_authorization_header_is_a_4xx_without_a_traceback(
     assert not [line for line in log.splitlines() if "[ERROR]" in line], worker.tail()
 
 
-def test_health_answers(api: Settings) -> None:
-    assert call(api, "GET", "/health") == (200, {"status": "ok", "app_id": api.app_id})
+def test_health_answers(read_api: Settings) -> None:
+    assert call(read_api, "GET", "/health") == (200, {"status": "ok", "app_id": read_api.app_id})

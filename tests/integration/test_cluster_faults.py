@@ -1,7 +1,7 @@
 """Two workers on both real clusters (3 Redis primaries + 3 replicas, 3 Kafka brokers) while,
 in separate tests, (a) a Redis primary is killed with kill -9 and its replica promoted, (b)
 slots move between primaries as `redis-cli --cluster reshard` moves them, (d) a worker is
-killed with kill -9 (issue 10, item 4; (c), a broker killed, is test_kafka_cluster.py).
+killed with kill -9 (issue 10, item 4; (c), a broker killed, is test_cluster_kafka.py).
 
 The stream's outcome is known twice over: by construction (which addresses must be
 suppressed), and event for event (rule, count, event id) from `bounceguard replay` of the
