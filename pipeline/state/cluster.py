@@ -32,6 +32,10 @@ RESEND_ROUNDS = 6
 """Slot-map refreshes (with backoff, 0.05 s doubling: ~3 s in all) before Transient."""
 REPLICA_WAIT_MS = 1000
 """Most a Cluster batch waits for one replica to acknowledge its writes (WAIT)."""
+UNREPLICATED_WAIT_MS = 10
+"""The WAIT of a primary whose last WAIT no replica answered (promoted in a failover, its
+replica not back yet): long enough to see a replica that is back, short enough that the
+batches do not stall a second each until then."""
 ROUTING_ERRORS = ("non local key", "moved", "ask ", "tryagain", "clusterdown")
 """A call refused (or cut short) because its node does not serve its keys now."""
 
@@ -69,13 +73,17 @@ async def refresh(rc: RedisCluster) -> None:
 
 
 async def send(
-    rc: RedisCluster, calls: Sequence[Call], route: Callable[[str], str | None]
+    rc: RedisCluster,
+    calls: Sequence[Call],
+    route: Callable[[str], str | None],
+    unreplicated: set[str],
 ) -> list[Any]:
     """Send each call to its node (`call.node`, else the primary `route` names for its
     `route` tag, else the default primary: the apply function's probe skips what is not
     local there); return the replies in call order, an error as a value (a node's whole
-    round trip failing is that error for each of its calls). Raises Transient when no node
-    can be reached at all."""
+    round trip failing is that error for each of its calls). `unreplicated` holds the names
+    of the primaries whose last WAIT no replica answered (`_on_node` keeps it). Raises
+    Transient when no node can be reached at all."""
     try:
         with redis_errors():  # no seed node answers: redis-py's RedisClusterException
             # Initialize the client unless it is (a no-op after the first time): the calls
@@ -89,7 +97,7 @@ async def send(
             node = (rc.get_node(node_name=name) if name else None) or rc.get_default_node()
             by_node.setdefault(node.name, (node, []))[1].append(i)
         replies: list[Any] = [None] * len(calls)
-        sent = [_on_node(node, calls, picked) for node, picked in by_node.values()]
+        sent = [_on_node(node, calls, picked, unreplicated) for node, picked in by_node.values()]
         for (_node, picked), got in zip(
             by_node.values(), await asyncio.gather(*sent, return_exceptions=True), strict=True
         ):
@@ -103,19 +111,31 @@ async def send(
     return replies
 
 
-async def _on_node(node: ClusterNode, calls: Sequence[Call], picked: Sequence[int]) -> list[Any]:
+async def _on_node(
+    node: ClusterNode, calls: Sequence[Call], picked: Sequence[int], unreplicated: set[str]
+) -> list[Any]:
     """Send the `picked` calls to `node` on one connection, then WAIT until a replica has
     their writes (or REPLICA_WAIT_MS passed): the unit is acked in Kafka after this, and a
-    primary that died before its replica had them would lose them in a failover. A node
-    without a replica in sync (just promoted, say) answers 0 and the batch goes on."""
+    primary that died before its replica had them would lose them in a failover.
+
+    A node without a replica in sync (just promoted, say) answers 0 and the batch goes on:
+    there is no replica to wait for. Until one answers again, the node's WAITs are
+    UNREPLICATED_WAIT_MS only, so its batches do not stall a second each meanwhile; the
+    first WAIT a replica answers puts it back to REPLICA_WAIT_MS."""
     commands = [
         PipelineCommand(i, "FCALL", functions.name(calls[i].function), 0, *calls[i].args)
         for i in picked
     ]
-    wait = PipelineCommand(-1, "WAIT", 1, REPLICA_WAIT_MS)
+    known_alone = node.name in unreplicated
+    timeout = UNREPLICATED_WAIT_MS if known_alone else REPLICA_WAIT_MS
+    wait = PipelineCommand(-1, "WAIT", 1, timeout)
     await node.execute_pipeline([*commands, wait])
-    if wait.result == 0:
+    if wait.result == 0 and not known_alone:
+        unreplicated.add(node.name)
         log.warning("redis cluster: no replica acknowledged a batch on %s", node.name)
+    elif wait.result != 0 and known_alone:
+        unreplicated.discard(node.name)
+        log.info("redis cluster: a replica of %s acknowledges batches again", node.name)
     return [c.result for c in commands]
 
 

@@ -11,10 +11,11 @@ cuts the apply calls per primary (`Router`), `pipeline.state.cluster` sends each
 calls, and a group a node skipped (its slot is not served there now) is sent again after a
 slot-map refresh (`resend`).
 
-Concurrency: a Store may be shared by several agents and the web server. It holds no mutable
-state of its own between calls (the connection pool is safe to share), so calls may
-interleave freely; the order of one address's events is the caller's to keep (a partition's
-batches one after the other).
+Concurrency: a Store may be shared by several agents and the web server. Its only mutable
+state between calls is the Cluster's set of primaries found without a replica (a hint for the
+WAIT timeout; any order of updates is fine), and the connection pool is safe to share, so
+calls may interleave freely; the order of one address's events is the caller's to keep (a
+partition's batches one after the other).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Store:
             ring=max(32, bounce_log_size),
             call_events=call_events,
         )
+        self._unreplicated: set[str] = set()
+        """Cluster: primaries whose last WAIT no replica answered (pipeline.state.cluster)."""
 
     @classmethod
     def from_url(cls, url: str, policies: PolicyBook | Policy, **kwargs: Any) -> Store:
@@ -204,7 +207,7 @@ class Store:
 
     async def _send(self, calls: Sequence[Call]) -> list[Any]:
         if self.cluster is not None:
-            return await cluster.send(self.cluster, calls, self.route)
+            return await cluster.send(self.cluster, calls, self.route, self._unreplicated)
         with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for call in calls:
