@@ -1,6 +1,6 @@
 --[==[
-outage.lua: the provider-outage guard (issue 12; docs/policies.md). Loaded after apply.lua
-and confirm.lua: it wraps apply_entries and reuses scope_key and forget, changing none of them.
+outage.lua: the provider-outage guard (issue 12; docs/policies.md). Loaded after apply.lua:
+it wraps apply_entries (telling it which events it holds) and reuses scope_key.
 
 FCALL <v>_guard 0 <guard JSON> <E JSON> <identities...> <apply args...>: count, detect,
 apply, hold, settle, in one atomic call. Arguments (pipeline/core/outage.py guard_args):
@@ -211,16 +211,15 @@ local function og_covers(st, ts)
   return false
 end
 
--- Hold one event's decisions: record them with their scope keys, and forget them as pending
--- in the address's tenant document, so a replay of the event re-emits nothing (the held
--- record is its only trace, written in the same atomic call).
+-- The held record of one event's decisions, each with its scope key. Apply kept no pending
+-- trace of them (og_to_hold), so a replay of the event re-emits nothing: the held record,
+-- written in the same atomic call, is its only trace.
 local function og_hold(ns, P, x, decisions)
   local prefix, home = ns .. ":{" .. x[2] .. "}", ns .. ":{" .. x[2] .. "}:t:" .. x[3]
   for _, d in ipairs(decisions) do
     d.sk = scope_key(P.sc[d.u], home, prefix, x[4])
   end
-  local rec = {a = x[2], t = x[3], l = x[4], dg = x[5], id = x[6], ts = x[7], d = decisions}
-  return home, rec
+  return {a = x[2], t = x[3], l = x[4], dg = x[5], id = x[6], ts = x[7], d = decisions}
 end
 
 local function og_unsuppress(rec)
@@ -240,7 +239,7 @@ end
 
 local function og_delivered(rec)
   for _, d in ipairs(rec.d) do
-    local head = redis.call("GETRANGE", d.sk, 0, HEAD - 1)
+    local head = redis.call("GETRANGE", d.sk, HEAD_FROM, HEAD_TO)
     if head ~= "" and tonumber(head) > rec.ts then return true end
   end
   return false
@@ -252,18 +251,22 @@ end
 local function og_settle(ns, grp, mode)
   local prefix = og_prefix(ns, grp)
   local all = redis.call("HGETALL", prefix .. ":held")
-  local released, discarded = 0, 0
+  local released, discarded, rel = 0, 0, {}
   for n = 1, #all, 2 do
     local rec = cjson.decode(all[n + 1])
     if mode == "discard" or og_delivered(rec) then
       og_unsuppress(rec)
       discarded = discarded + 1
     else
-      redis.call("HSET", prefix .. ":rel", all[n], all[n + 1])
-      redis.call("EXPIRE", prefix .. ":rel", 400 * 86400)
+      local k = #rel
+      rel[k + 1], rel[k + 2] = all[n], all[n + 1]
       released = released + 1
     end
   end
+  for f = 1, #rel, 1000 do  -- one HSET for the lot (in slices: unpack's C stack bound)
+    redis.call("HSET", prefix .. ":rel", unpack(rel, f, math.min(f + 999, #rel)))
+  end
+  if released > 0 then redis.call("EXPIRE", prefix .. ":rel", OG_STATE_TTL) end
   redis.call("DEL", prefix .. ":held")
   redis.call("SREM", ns .. ":og:groups", grp)
   if released > 0 then redis.call("HINCRBY", prefix .. ":stats", "released", released) end
@@ -276,21 +279,51 @@ local function og_pending(prefix, grp, out)
   for n = 1, #all, 2 do out[#out + 1] = {grp, all[n], all[n + 1]} end
 end
 
-local function og_hold_all(ns, E, states, H, entries, out_entries)
+-- The events of this call whose decisions are held, if they decide something: hard bounces
+-- (E) whose time a state of their group covers. Known before apply runs, so apply keeps no
+-- pending trace of them (it used to, and every held event then rewrote its tenant document
+-- a second time to forget it).
+local function og_to_hold(E, states)
+  local hold = {}
+  for n, x in pairs(E) do
+    local s = states[x[1]]
+    if s and og_covers(s.st, tonumber(x[7])) then hold[tonumber(n)] = x end
+  end
+  return hold
+end
+
+-- Hold the decisions of the events of `hold` that decided ("d"); keep every other entry.
+-- The writes go per group, once per call (one HSET of all its held records, one EXPIRE,
+-- SADD and HINCRBY), not per event.
+local function og_hold_all(ns, hold, states, H, entries, out_entries)
+  local by_group, order = {}, {}
   for _, e in ipairs(entries) do
-    local x = e[2] == "d" and E[tostring(e[1])]
-    local s = x and states[x[1]]
-    if s and og_covers(s.st, tonumber(x[7])) then
-      local home, rec = og_hold(ns, H.P[tonumber(x[8])], x, e[3])
-      local key = s.prefix .. ":held"
-      redis.call("HSET", key, x[2] .. "\31" .. x[3] .. "\31" .. x[5], cjson.encode(rec))
-      redis.call("EXPIRE", key, H.ttl)
-      redis.call("SADD", ns .. ":og:groups", s.grp)
-      redis.call("HINCRBY", s.prefix .. ":stats", "held", 1)
-      forget(home, x[5])
+    local x = e[2] == "d" and hold[e[1]]
+    if x then
+      local s = states[x[1]]
+      local rec = og_hold(ns, H.P[tonumber(x[8])], x, e[3])
+      local w = by_group[s.grp]
+      if not w then
+        w = {s = s, fields = {}, n = 0}
+        by_group[s.grp] = w
+        order[#order + 1] = w
+      end
+      w.fields[#w.fields + 1] = x[2] .. "\31" .. x[3] .. "\31" .. x[5]
+      w.fields[#w.fields + 1] = cjson.encode(rec)
+      w.n = w.n + 1
     else
       out_entries[#out_entries + 1] = e
     end
+  end
+  local ttl = tostring(H.ttl)
+  for _, w in ipairs(order) do
+    local key = w.s.prefix .. ":held"
+    for f = 1, #w.fields, 1000 do  -- in slices: unpack is bounded by Lua's C stack
+      redis.call("HSET", key, unpack(w.fields, f, math.min(f + 999, #w.fields)))
+    end
+    redis.call("EXPIRE", key, ttl)
+    redis.call("SADD", ns .. ":og:groups", w.s.grp)
+    redis.call("HINCRBY", w.s.prefix .. ":stats", "held", tostring(w.n))
   end
 end
 
@@ -339,11 +372,12 @@ local function guard_batch(_, args)
       if spec[5] and og_may_cover(s.st, spec[5], spec[6]) then hot = true end
     end
   end
-  local entries, H = apply_entries(args, a - 1)
+  local hold = hot and og_to_hold(cjson.decode(args[2]), states) or nil
+  local entries, H = apply_entries(args, a - 1, hold)
   local kept = entries
-  if hot then
+  if hold and next(hold) ~= nil then
     kept = {}
-    og_hold_all(G.ns, cjson.decode(args[2]), states, H, entries, kept)
+    og_hold_all(G.ns, hold, states, H, entries, kept)
   end
   local reply = {o = kept, a = {}, r = {}, h = {}}
   if G.last then og_report(G, loaded, cfgs, reply) end
