@@ -70,8 +70,13 @@ def config_id(guard: OutageGuard) -> str:
 
 @dataclass
 class _Counts:
-    a: dict[int, list[str]] = field(default_factory=dict)
-    h: dict[int, list[str]] = field(default_factory=dict)
+    """One group's attempts of the batch: per minute, the identities of its hard bounces and
+    of its other attempts."""
+
+    hard: dict[int, list[str]] = field(default_factory=dict)
+    other: dict[int, list[str]] = field(default_factory=dict)
+    n_hard: int = 0
+    n_all: int = 0
 
 
 def _hard(verdict: Classification | None) -> bool:
@@ -100,10 +105,11 @@ class _Guards:
 def _batch_counts(
     attempts: Sequence[tuple[Attempt, str, tuple[str, str] | None]],
     verdicts: Mapping[int, Classification | None],
-) -> tuple[dict[str, Any], dict[tuple[str, str], list[int]]]:
-    """The batch's attempts and hard bounces per group and minute, and the minutes (ascending)
-    per (group, guard numbers) that guarded tenants have events in (`attempts`: each with its
-    group and guard key)."""
+) -> tuple[list[Any], list[str], dict[tuple[str, str], list[int]]]:
+    """The batch's attempts and hard bounces per group and minute as the guard function reads
+    them (C, then the identities in the same order: per bucket its hard bounces first), and
+    the minutes (ascending) per (group, guard numbers) that guarded tenants have events in
+    (`attempts`: each with its group and guard key)."""
     counts: dict[str, _Counts] = {}
     minutes: dict[tuple[str, str], set[int]] = {}
     for event, group, guard in attempts:
@@ -112,13 +118,26 @@ def _batch_counts(
         if c is None:
             c = counts[group] = _Counts()
         identity = f"{event.recipient}{SEP}{event.event_id}"
-        c.a.setdefault(minute, []).append(identity)
+        c.n_all += 1
         if _hard(verdicts[id(event)]):
-            c.h.setdefault(minute, []).append(identity)
+            c.n_hard += 1
+            c.hard.setdefault(minute, []).append(identity)
+            c.other.setdefault(minute, [])
+        else:
+            c.other.setdefault(minute, []).append(identity)
         if guard is not None:
             minutes.setdefault(guard, set()).add(minute)
-    wire = {g: {"a": c.a, "h": c.h} for g, c in counts.items()}
-    return wire, {key: sorted(m) for key, m in minutes.items()}
+    wire: list[Any] = []
+    ids: list[str] = []
+    for group, c in counts.items():
+        buckets = []
+        for minute, other in c.other.items():
+            hard = c.hard.get(minute, [])
+            buckets.append([str(minute), str(minute // 60), len(hard) + len(other), len(hard)])
+            ids += hard
+            ids += other
+        wire.append([group, c.n_all, c.n_hard, buckets])
+    return wire, ids, {key: sorted(m) for key, m in minutes.items()}
 
 
 def event_guard(book: PolicyBook, event: Attempt, group: str) -> tuple[str, str] | None:
@@ -140,30 +159,36 @@ def guard_args(
     profiles: Sequence[Sequence[int]],
     book: PolicyBook,
     ns: str,
-) -> list[bytes | None]:
-    """The guard function's first argument for each apply call of one batch (`calls`: its
-    events, numbered from 1 as the apply function numbers them; `verdicts` keyed by
-    id(event); `profiles` their profile indexes); None for a call with no attempt.
+) -> list[list[bytes | str] | None]:
+    """The guard function's own arguments (before the apply ones) for each apply call of one
+    batch (`calls`: its events, numbered from 1 as the apply function numbers them; `verdicts`
+    keyed by id(event); `profiles` their profile indexes); None for a call with no attempt.
 
     The whole batch's counts ride on the first guarded call, and the first call of each
     group walks it through the batch's minutes of event time (later calls read the state it
     left): the batch is counted before any of its bounces is judged, so a burst that starts
-    inside a batch holds from its first bounce, however the batch is cut into calls.
+    inside a batch holds from its first bounce, however the batch is cut into calls. Only
+    the last call reports (pending alerts, held counts, releases) for every (group, guard
+    numbers) of the batch (R).
 
-    {ns, C: {group: {a|h: {minute: [identity]}}}, G: [[group, config id, numbers, minutes]],
-    E: {number: [G index, address, tenant, list, digest, event id, ms, profile]}, last}"""
+    [guard JSON, E JSON, identities...]: guard JSON {ns, C: [[group, attempts, hard,
+    [[minute, hour, n attempts, n hard]]]], G: [[group, config id, numbers, minutes, first
+    and last ms of its hard bounces in the call (when it has some)]], R (last call only):
+    [[group, config id]], last}; E: {number: [G index, address, tenant, list, digest, event
+    id, ms, profile]}; the identities (recipient\x1fevent id) are plain arguments, each
+    bucket's hard bounces first, so the function passes them to PFADD without decoding JSON."""
     guards = _Guards(book)
     keyed = [
         [(n, e, g, guards.key(e, g)) for n, e in enumerate(events, start=1)
          if isinstance(e, Attempt) for g in (provider_group(e.recipient),)]
         for events in calls
     ]  # fmt: skip
-    counts, minutes = _batch_counts([x[1:] for call in keyed for x in call], verdicts)
-    walked: set[tuple[str, str]] = set()  # the first call of a group walks its minutes
-    bodies: list[dict[str, Any] | None] = []
+    counts, ids, minutes = _batch_counts([x[1:] for call in keyed for x in call], verdicts)
+    walked: dict[tuple[str, str], None] = {}  # the first call of a group walks its minutes
+    bodies: list[tuple[dict[str, Any], dict[str, list[Any]], list[str]] | None] = []
     for profs, attempts in zip(profiles, keyed, strict=True):
         states: dict[tuple[str, str], int] = {}
-        spec: list[Any] = []
+        spec: list[list[Any]] = []
         held: dict[str, list[Any]] = {}
         for number, event, _group, key in attempts:
             if key is None:
@@ -172,24 +197,33 @@ def guard_args(
                 guard = book.for_tenant(event.tenant).outage
                 assert guard is not None
                 spec.append([key[0], key[1], guard.wire(), [] if key in walked else minutes[key]])
-                walked.add(key)
+                walked[key] = None
                 states[key] = len(spec)
             if _hard(verdicts[id(event)]):
                 held[str(number)] = _holdable(states[key], event, profs[number - 1])
+                _span(spec[states[key] - 1], to_ms(event.ts))
         if not spec and not (counts and attempts):
             bodies.append(None)
             continue
-        bodies.append({"ns": ns, "C": counts, "G": spec, "E": held})
-        counts = {}
+        bodies.append(({"ns": ns, "C": counts, "G": spec}, held, ids))
+        counts, ids = [], []
     # Only the batch's last guard call settles groups past their grace: once every event of
     # the batch (a delivery that discards a held suppression) has been applied.
     last = [b for b in bodies if b is not None]
     if last:
-        last[-1]["last"] = 1
-    return [None if b is None else orjson.dumps(b, option=_KEYS) for b in bodies]
+        body = last[-1][0]
+        body["last"] = 1
+        own = [(g[0], g[1]) for g in body["G"]]
+        body["R"] = [list(k) for k in dict.fromkeys(own + list(walked))]
+    return [None if b is None else [orjson.dumps(b[0]), orjson.dumps(b[1]), *b[2]] for b in bodies]
 
 
-_KEYS = orjson.OPT_NON_STR_KEYS
+def _span(spec: list[Any], ms: int) -> None:
+    """Widen the spec's range of hard-bounce times (its items 5 and 6) to `ms`."""
+    if len(spec) == 4:
+        spec += [ms, ms]
+    else:
+        spec[4], spec[5] = min(spec[4], ms), max(spec[5], ms)
 
 
 @dataclass(frozen=True, slots=True)

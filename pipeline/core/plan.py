@@ -279,7 +279,7 @@ def _guard_calls(plan: BatchPlan, book: PolicyBook, ns: str, groups: dict[str, _
     args = guard_args(plan.numbered, verdicts, profiles, book, ns)
     for n, arg in enumerate(args):
         if arg is not None:
-            plan.calls[n] = Call("guard", [arg, *plan.calls[n].args], plan.calls[n].node)
+            plan.calls[n] = Call("guard", [*arg, *plan.calls[n].args], plan.calls[n].node)
 
 
 def _addresses(events: list[Event]) -> list[str]:

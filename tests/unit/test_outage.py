@@ -79,34 +79,44 @@ def _args(plan_calls: list[object]) -> list[dict[str, object]]:
 
 def test_the_batch_counts_ride_on_the_first_call_and_only_the_last_settles() -> None:
     events = [hard("h1", "a@gmail.com"), ok("d1", "b@googlemail.com", T0 + timedelta(minutes=2)),
-              hard("h2", "c@example.org", T0 + timedelta(seconds=30))]  # fmt: skip
+              hard("h2", "c@example.org", T0 + timedelta(seconds=30)),
+              ok("d2", "d@gmail.com")]  # fmt: skip
     plan = plan_batch(events, BOOK, "ns", Limits(call_events=1))
-    assert [c.function for c in plan.calls] == ["guard", "guard", "guard"]
-    first, second, third = _args(plan.calls)
+    assert [c.function for c in plan.calls] == ["guard"] * 4
+    first, second, third, fourth = _args(plan.calls)
     minute = int(T0.timestamp()) // 60
-    assert first["C"] == {
-        "gmail": {"a": {str(minute): ["a@gmail.com\x1fh1"],
-                        str(minute + 2): ["b@googlemail.com\x1fd1"]},
-                  "h": {str(minute): ["a@gmail.com\x1fh1"]}},
-        "example.org": {"a": {str(minute): ["c@example.org\x1fh2"]},
-                        "h": {str(minute): ["c@example.org\x1fh2"]}},
-    }  # fmt: skip
-    assert second["C"] == third["C"] == {}
+    m, m2, hour = str(minute), str(minute + 2), str(minute // 60)
+    # per group: attempts and hard bounces of the batch, then per minute bucket its counts;
+    # the identities follow as plain arguments, each bucket's hard bounces first
+    assert first["C"] == [["gmail", 3, 1, [[m, hour, 2, 1], [m2, hour, 1, 0]]],
+                          ["example.org", 1, 1, [[m, hour, 1, 1]]]]  # fmt: skip
+    ids = ["a@gmail.com\x1fh1", "d@gmail.com\x1fd2", "b@googlemail.com\x1fd1",
+           "c@example.org\x1fh2"]  # fmt: skip
+    assert plan.calls[0].args[2:6] == ids
+    assert second["C"] == third["C"] == fourth["C"] == []
     assert [g[0] for g in first["G"]] == ["gmail"]  # type: ignore[index]
-    assert first["G"][0][3] == [minute, minute + 2]  # type: ignore[index]
-    assert second["G"][0][3] == []  # type: ignore[index]  # the first call walked them
-    assert list(first["E"]) == ["1"] and second["E"] == {}  # type: ignore[arg-type]
-    assert "last" not in first and "last" not in second and third["last"] == 1
+    ms = int(T0.timestamp() * 1000)
+    # minutes to walk, then the span of the call's hard bounces (the only ones E names)
+    assert first["G"][0][3:] == [[minute, minute + 2], ms, ms]  # type: ignore[index]
+    assert second["G"][0][3:] == [[]]  # type: ignore[index]  # walked by the first call
+    assert list(orjson.loads(plan.calls[0].args[1])) == ["1"]  # type: ignore[arg-type]
+    assert orjson.loads(plan.calls[1].args[1]) == {}  # type: ignore[arg-type]
+    assert "last" not in first and "R" not in first and fourth["last"] == 1
+    # the last call reports for every (group, config) of the batch, its own first
+    assert [r[0] for r in fourth["R"]] == ["gmail", "example.org"]  # type: ignore[attr-defined]
     # the apply arguments follow, untouched
     bare = plan_batch(events, PolicyBook(OFF), "ns", Limits(call_events=1))
-    assert [c.args[1:] for c in plan.calls] == [c.args for c in bare.calls]
+    assert [c.args[2 + (4 if n == 0 else 0) :] for n, c in enumerate(plan.calls)] == [
+        c.args for c in bare.calls
+    ]
 
 
 def test_an_unguarded_tenant_is_counted_but_never_held() -> None:
     book = PolicyBook(default=load_preset("default"), tenants={"t2": OFF})
     [call] = plan_batch([hard("h1", "a@gmail.com", tenant="t2")], book, "ns", Limits()).calls
     arg = orjson.loads(call.args[0])
-    assert arg["C"]["gmail"]["h"] and arg["G"] == [] and arg["E"] == {}
+    assert arg["C"][0][:3] == ["gmail", 1, 1] and arg["G"] == [] and arg["R"] == []
+    assert orjson.loads(call.args[1]) == {}
 
 
 def test_no_guard_without_a_guarded_tenant_or_on_a_cluster() -> None:

@@ -117,8 +117,10 @@ local function bounce(H, P, ev, g, out, i)
     for _, d in ipairs(decisions) do
       d.ev, d.dg = evidence(home, d.dg), nil
     end
-    home.j.p = home.j.p or {}
-    home.j.p[ev.dg] = decisions
+    if not (H.hold and H.hold[i]) then  -- the guard holds these: no pending trace
+      home.j.p = home.j.p or {}
+      home.j.p[ev.dg] = decisions
+    end
     home.dirty = true
     out[#out + 1] = {i, "d", decisions}
   end
@@ -200,11 +202,19 @@ end
 
 -- Deliveries are most of the traffic: their path allocates no table per event (each one was
 -- a measurable share of a delivery's cost), and only a bounce builds its `ev`.
-local function apply_batch(_, args)
-  local H = cjson.decode(args[1])
+--
+-- The apply arguments start after `base` other ones (0 for apply itself; the guard's own
+-- come first): the guard passes its whole argument table, uncopied. `hold` (the guard's; nil
+-- for apply): event number -> true for the events whose decisions the guard will hold, which
+-- are then not kept as pending in the tenant document (the held record is their only
+-- trace). Returns the entries table and the decoded header, so the guard neither decodes
+-- the reply nor the header again.
+local function apply_entries(args, base, hold)
+  local H = cjson.decode(args[base + 1])
+  H.hold = hold
   H.trim, H.okttl_text = tostring(H.logn - 1), tostring(H.okttl)  -- once, not per entry
-  local out, a, i = {}, 3, 0
-  for _ = 1, tonumber(args[2]) do
+  local out, a, i = {}, base + 3, 0
+  for _ = 1, tonumber(args[base + 2]) do
     local prefix = H.ns .. ":{" .. args[a] .. "}"
     local n = tonumber(args[a + 1])
     a = a + 2
@@ -250,7 +260,11 @@ local function apply_batch(_, args)
     end
     if n > 0 then g.docs:flush(H.ttl, H.ettl) end
   end
-  return cjson.encode(out)
+  return out, H
+end
+
+local function apply_batch(_, args)
+  return cjson.encode((apply_entries(args, 0)))
 end
 
 redis.register_function{function_name = "@V@_apply", callback = apply_batch,
