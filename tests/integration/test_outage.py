@@ -90,7 +90,13 @@ def test_a_gmail_outage_is_held_then_settled_and_replay_agrees(
     ensure_topics(settings)
     produce(producer, settings, storm)  # before the worker starts: large batches
     if fault is not None:
-        armed: WorkerProcess = worker_factory(settings, BOUNCEGUARD_FAULT_POINT=fault)
+        # Units of 3,000 attempts: the first (the baseline's 2,400 and 600 of the storm)
+        # emits first, and while its tail runs only the second can be applied (MAX_TAILS),
+        # so the kill lands inside the burst. With 5,000 the second unit held the whole rest
+        # of the burst before the first one's emit on a loaded machine (all 1,500 held).
+        armed: WorkerProcess = worker_factory(
+            settings, BOUNCEGUARD_FAULT_POINT=fault, BOUNCEGUARD_BATCH_ATTEMPTS="3000"
+        )
         wait_for(lambda: armed.proc.poll() is not None, 60, armed.tail)
         assert armed.proc.returncode == -9, armed.tail()
         assert 0 < redis_client.hlen(held_key) < len(scenario.held)  # killed inside the burst
