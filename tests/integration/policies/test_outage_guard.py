@@ -104,7 +104,7 @@ def test_a_burst_read_again_in_other_cuts_counts_and_holds_nothing_twice(
     holds happen in any, only the last reports."""
     eng = engine("default")
     eng.store.limits = replace(eng.store.limits, call_events=37)
-    burst = traffic("gmail.com", 1000, 3, T0, timedelta(minutes=2))  # ~500 a minute
+    burst = traffic("gmail.com", 1000, 3, T0, timedelta(minutes=1))  # ~1,000 a minute: dense
     first = apply(eng, burst, confirm=False)
     assert first.suppressions == [] and [a.phase for a in first.outage_alerts] == ["start"]
     before = counts(redis_client, eng, "gmail")
