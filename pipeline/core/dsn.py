@@ -18,18 +18,22 @@ Status field); Remote-MTA the host. The time is Last-Attempt-Date, else the repo
 else the per-message Arrival-Date (when the message reached the reporting MTA: earlier).
 
 Mails that are not RFC 3464 reports, the plain-text notices of Exim, qmail, Yahoo, Gmail and
-Exchange 2003, are read by `pipeline.core.notices` into the same attempts: each listed
-recipient is `failed` (a notice of a delay, `delayed`), its reply the text the notice quotes,
-its time the mail's Date.
+Exchange 2000/2003, are read by `pipeline.core.notices` into the same attempts: each listed
+recipient is `bounced` (`deferred` for a notice of a delay; `expired` when the MTA says it
+gave up retrying without a permanent reply, or the reply is 4.x.x), its reply the text the
+notice quotes, its time the mail's Date.
 
 Joining to the send, first found wins: the returned message's `join_header` (default
 X-Bounceguard-Event-Id, a header the sender sets to its own id of the send); the `id` group of
 the `verp` pattern matched against the address the bounce was mailed to (Delivered-To, else
 X-Original-To, else To: a VERP return path such as "bounces-<send id>@bounce.example.org");
-the returned message's Message-ID. It becomes the attempt's message_id (so the DSN's bounce
-groups with the MTA's log lines of that message); X-BG-Tenant (else the pattern's `tenant`
-group), X-BG-List (or List-Id) and X-BG-Campaign name tenant, list and campaign, as for ARF. A
-report naming no send is InvalidInput(UNATTRIBUTED): a dead letter, never a guess.
+the returned message's Message-ID (the VERP pattern is not tried when the header names the
+send). It becomes the attempt's message_id, so the bounce groups with the logged attempts of
+that send when they carry the same id (the sender's own send id in the header and on its
+log's attempts; an MTA queue id is never in the returned message). X-BG-Tenant (else the
+pattern's `tenant` group), X-BG-List (or List-Id) and X-BG-Campaign name tenant, list and
+campaign, as for ARF. A report naming no send is InvalidInput(UNATTRIBUTED): a dead letter,
+never a guess.
 
 Every attempt read from a bounce mail is marked `asynchronous`: the MTA's log may have said
 "delivered" for the same message before the mail came.
@@ -77,6 +81,8 @@ _OUTCOMES = {"failed": Outcome.BOUNCED, "delayed": Outcome.DEFERRED}
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 _MAILED_TO = ("Delivered-To", "X-Original-To", "To")
 """Headers naming the address a bounce was mailed to (the return path), most exact first."""
+_MAX_MAILED_TO = 1000
+"""Longest of those header values read (a return path is at most 256 characters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,10 @@ class JoinRules:
     verp: re.Pattern[str] | None = None
     """Pattern over the address the bounce was mailed to; its `id` group names the send,
     an optional `tenant` group the tenant."""
+
+    def __post_init__(self) -> None:
+        if self.verp is not None and "id" not in self.verp.groupindex:
+            raise ValueError("the VERP pattern has no (?P<id>...) group (compile_verp)")
 
 
 def compile_verp(pattern: str | None) -> re.Pattern[str] | None:
@@ -127,7 +137,8 @@ def parse_dsn(
     """Parse one raw bounce mail (the whole mail, as received: an RFC 3464 report or a
     plain-text notice) into its failed and delayed attempts (module doc), in the mail's
     recipient order; [] when every recipient was delivered, relayed or expanded. `tenant`
-    stands for a returned message without X-BG-Tenant; `verp` is `compile_verp`'s pattern.
+    stands for a returned message without X-BG-Tenant; `verp` is `compile_verp`'s pattern
+    (ValueError for a pattern without an `id` group: a caller's error, not the mail's).
 
     Raises InvalidInput: TOO_LARGE over MAX_DSN_BYTES; BAD_DSN when the mail is neither a
     multipart/report with a recipient block nor a notice of a known layout; UNATTRIBUTED when
@@ -237,12 +248,10 @@ def _context(
     rules: JoinRules,
     tenant: str,
 ) -> _Context:
-    verp = _verp_match(msg, rules.verp)
-    join = (
-        text(returned.get(rules.header))
-        or (verp["id"] if verp and verp["id"] else None)
-        or text(returned.get("Message-ID"))
-    )
+    named = text(returned.get(rules.header))
+    verp = None if named else _verp_match(msg, rules.verp)
+    join = named or (verp["id"] if verp and verp["id"] else None)
+    join = join or text(returned.get("Message-ID"))
     if join is None:
         via = " nor a VERP id in the address it was mailed to" if rules.verp else ""
         raise InvalidInput(
@@ -338,13 +347,26 @@ def _build(
     )
 
 
+def _addresses(value: str) -> list[tuple[str, str]]:
+    """getaddresses of one header value; [] when the stdlib parser cannot read it (it recurses
+    on deeply nested comments: RecursionError)."""
+    try:
+        return getaddresses([value])
+    except (RecursionError, ValueError, IndexError):
+        return []
+
+
 def _verp_match(msg: Message, verp: re.Pattern[str] | None) -> re.Match[str] | None:
-    """The VERP pattern's match on the first address the bounce was mailed to that it fits."""
+    """The VERP pattern's match on the first address the bounce was mailed to that it fits.
+    A header value too long for a return path, or one the address parser cannot read, is
+    skipped: VERP only adds a way to attribute, it never makes a mail unreadable."""
     if verp is None:
         return None
     for name in _MAILED_TO:
         for value in msg.get_all(name) or ():
-            for _, address in getaddresses([str(value)]):
+            if len(str(value)) > _MAX_MAILED_TO:
+                continue
+            for _, address in _addresses(str(value)):
                 found = verp.search(address)
                 if found:
                     return found

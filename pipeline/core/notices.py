@@ -22,10 +22,11 @@ caller dead-letters it as not a bounce. Pure: stdlib `email` and `re` only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 
-from pipeline.core.mailparts import body_text, header_block, header_fields
+from pipeline.core.classify import MAX_TEXT
+from pipeline.core.mailparts import body_text, header_block, header_fields, parts
 from pipeline.core.parsing.base import normalize_phase
 
 _ADDRESS = r"[^\s<>@:,;\"()]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
@@ -36,6 +37,9 @@ _RETURNED_MARKER = re.compile(
     re.MULTILINE | re.IGNORECASE,
 )
 """The line after which a notice quotes the returned message (its headers first)."""
+_COPY_NOTES = re.compile(r"\A(?:[ \t]*(?:-{2,}[^\n]*)?\n)*")
+"""Blank lines and Exim's "------ The body of the message is N characters long; only the
+first ..." lines between the marker and the returned header block."""
 _REPLY = re.compile(r"(?:^|:\s|said:?\s|was:\s)(?P<reply>[245]\d\d(?:[\s:-].*)?)$", re.IGNORECASE)
 """Where the remote server's own words begin: its reply code at the start, after a colon or
 after "said" (the text before is the MTA's account of what it tried)."""
@@ -102,8 +106,12 @@ class _Dialect:
 
     name: str
     start: re.Pattern[str]
+    """The phrase of the line the recipient list follows."""
+    colon: bool
+    """That line must end with a colon (all but qmail's)."""
     entry: re.Pattern[str]
-    delayed: re.Pattern[str]
+    delayed: re.Pattern[str] | None = None
+    """The wording of a delay notice; None for MTAs that mail only final failures."""
     shared_reply: re.Pattern[str] | None = None
     """Where one reply for every recipient begins (Gmail), when entries carry none."""
 
@@ -112,31 +120,33 @@ _DIALECTS = (
     _Dialect(
         "exim",
         re.compile(
-            r"(?:following\s+address\(es\)\s+failed|address(?:\(es\))? to which the message has not"
+            r"following\s+address\(es\)\s+failed|address(?:\(es\))? to which the message has not"
             r" yet been delivered (?:is|are)|could not be delivered to (?:one or more|all) of"
-            r" its\s+recipients[^\n]*)[^\n]*:[ \t]*$",
-            re.MULTILINE | re.IGNORECASE,
+            r" its\s+recipients",
+            re.IGNORECASE,
         ),
+        True,
         re.compile(rf"^ {{1,3}}<?(?P<address>{_ADDRESS})>?(?:[ \t]*:[ \t]*(?P<rest>.*))?$"),
         re.compile(r"has not yet been delivered", re.IGNORECASE),
     ),
     _Dialect(
         "qmail",
         re.compile(
-            r"(?:qmail-send program|unable to deliver your message to the following"
-            r" address|wasn't able to deliver your message)[^\n]*$",
-            re.MULTILINE | re.IGNORECASE,
+            r"qmail-send program|unable to deliver your message to the following"
+            r" address|wasn't able to deliver your message",
+            re.IGNORECASE,
         ),
+        False,
         re.compile(rf"^<(?P<address>{_ADDRESS})>:[ \t]*(?P<rest>.*)$"),
-        re.compile(r"(?!x)x"),  # qmail mails only its final failures
     ),
     _Dialect(
         "gmail",
         re.compile(
             r"^Delivery to the following recipients? (?:failed permanently|failed temporarily"
-            r"|has been delayed)[^\n]*:[ \t]*$",
+            r"|has been delayed)",
             re.MULTILINE | re.IGNORECASE,
         ),
+        True,
         re.compile(rf"^[ \t]+<?(?P<address>{_ADDRESS})>?[ \t]*$"),
         re.compile(r"has been delayed|failed temporarily", re.IGNORECASE),
         shared_reply=re.compile(
@@ -148,12 +158,11 @@ _DIALECTS = (
     _Dialect(
         "exchange2003",
         re.compile(
-            r"(?:did not reach the following recipient\(s\)|following recipient\(s\) could not"
-            r" be reached):[ \t]*$",
-            re.MULTILINE,
+            r"did not reach the following recipient\(s\)|following recipient\(s\) could not"
+            r" be reached"
         ),
+        True,
         re.compile(rf"^[ \t]*(?P<address>{_ADDRESS}) on [^\n]+$"),
-        re.compile(r"(?!x)x"),  # it sends no delay notices
     ),
 )
 
@@ -167,15 +176,32 @@ def read_notice(msg: Message) -> Notice | None:
     if copy:
         text, quoted = text[: copy.start()], text[copy.end() :]
         if not returned.keys():
-            returned = header_fields(quoted.lstrip())
+            returned = header_fields(_COPY_NOTES.sub("", quoted).lstrip())
     for dialect in _DIALECTS:
-        start = dialect.start.search(text)
+        start = _section_start(dialect, text)
         if start is None:
             continue
-        failures = _entries(dialect, text[start.end() :])
+        failures = _entries(dialect, text[start:])
         if failures:
-            delayed = bool(dialect.delayed.search(text))
+            delayed = dialect.delayed is not None and bool(dialect.delayed.search(text))
             return Notice(dialect.name, delayed, failures, returned)
+    return None
+
+
+def _section_start(dialect: _Dialect, text: str) -> int | None:
+    """Where the recipient list of `dialect` starts in `text`: after the first line holding
+    its phrase (and, for most, ending with a colon). Linear in the text, whatever it holds
+    (a bounce address receives arbitrary mail): each line's end is looked up once."""
+    pos, failed_eol = 0, -1
+    while (found := dialect.start.search(text, pos)) is not None:
+        pos = found.end()
+        if pos <= failed_eol:
+            continue  # ends on a line already found wanting
+        eol = text.find("\n", pos)
+        eol = len(text) if eol == -1 else eol
+        if not dialect.colon or text[pos:eol].rstrip(" \t").endswith(":"):
+            return eol
+        failed_eol = eol
     return None
 
 
@@ -185,13 +211,24 @@ def _notice_text(msg: Message) -> tuple[str, Message]:
     if not msg.is_multipart():
         return _plain(body_text(msg)), Message()
     text, returned = "", Message()
-    for part in msg.walk():
+    for part in _own_parts(msg):
         kind = part.get_content_type()
         if kind == "text/plain" and not text:
             text = _plain(body_text(part))
         elif kind in ("message/rfc822", "text/rfc822-headers") and not returned.keys():
             returned = header_block(part)
     return text, returned
+
+
+def _own_parts(msg: Message) -> list[Message]:
+    """The notice's parts, depth first, without looking inside a message/* part: the text
+    of the returned message (our own mail) must never be read as the notice."""
+    out = []
+    for part in parts(msg):
+        out.append(part)
+        if part.is_multipart() and not part.get_content_type().startswith("message/"):
+            out += _own_parts(part)
+    return out
 
 
 def _plain(body: str) -> str:
@@ -213,15 +250,18 @@ def _entries(dialect: _Dialect, section: str) -> tuple[Failure, ...]:
         elif current is not None:
             current.append(line)
     if dialect.shared_reply is not None:
-        shared = _shared_reply(dialect.shared_reply, section)
-        return tuple(_failure(address, shared) for address, _ in entries)
+        # Read once for all: a notice may list thousands of recipients under one reply.
+        shared = _failure("", _shared_reply(dialect.shared_reply, section))
+        return tuple(replace(shared, recipient=address) for address, _ in entries)
     return tuple(_failure(address, " ".join(" ".join(lines).split())) for address, lines in entries)
 
 
 def _failure(address: str, said: str) -> Failure:
     """A recipient's failure from the notice's text about it: the quoted reply split from the
     MTA's own words around it (Exim: "SMTP error from remote mail server after RCPT TO:<a>:
-    host mx.example.jp [192.0.2.1]: 550 5.1.1 ..."; qmail: "Remote host said: 550 ...")."""
+    host mx.example.jp [192.0.2.1]: 550 5.1.1 ..."; qmail: "Remote host said: 550 ..."). Cut
+    at MAX_TEXT first: the classifier reads no more, and an attempt must stay small."""
+    said = said[:MAX_TEXT]
     reply = _REPLY.search(said)
     host = _HOST.search(said)
     permanent = reply is not None and reply["reply"].startswith("5")

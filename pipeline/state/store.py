@@ -21,7 +21,6 @@ partition's batches one after the other).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -46,7 +45,6 @@ from pipeline.state.connection import HiredisPackConnection
 from pipeline.state.errors import REDIS_DOWN, redis_errors
 from pipeline.state.held import guard_confirm_call
 
-log = logging.getLogger(__name__)
 DAY = 86_400
 HOUR = 3_600
 HISTORY_CAP = 100_000

@@ -335,3 +335,38 @@ def test_an_ses_open_of_a_message_to_several_recipients_names_nobody() -> None:
     doc = dict(ENGAGEMENT_BODIES["ses"])
     doc["mail"] = {**doc["mail"], "destination": ["ann@example.com", "bob@example.com"]}
     assert parse_esp("ses", orjson.dumps(doc)) == []
+
+
+def test_two_opens_of_one_message_are_two_events() -> None:
+    """Catches: an id made of the message alone (Postmark and SES give an open no id), so a
+    second open would be taken for a retry of the first."""
+    doc = dict(ENGAGEMENT_BODIES["postmark"], RecordType="Open")
+    later = dict(doc, ReceivedAt="2026-03-02T10:00:00Z")
+    ids = {e.event_id for body in (doc, later) for e in parse_esp("postmark", orjson.dumps(body))}
+    assert len(ids) == 2
+    ses = ENGAGEMENT_BODIES["ses"]
+    ses_later = dict(ses, open={"timestamp": "2026-03-02T10:00:00.000Z"})
+    ids = {e.event_id for body in (ses, ses_later) for e in parse_esp("ses", orjson.dumps(body))}
+    assert len(ids) == 2
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "action"),
+    [
+        ("mailgun", {"event-data": {"event": "clicked", "id": "x", "timestamp": 1772442000,
+                                    "recipient": "ann@example.com"}}, EngagementAction.CLICK),
+        ("sparkpost", [{"msys": {"track_event": {"type": "amp_click", "event_id": "1",
+                        "rcpt_to": "ann@example.com", "timestamp": "1772442000"}}}],
+         EngagementAction.CLICK),
+        ("sparkpost", [{"msys": {"track_event": {"type": "open", "event_id": "2",
+                        "rcpt_to": "ann@example.com", "timestamp": "1772442000"}}}],
+         EngagementAction.OPEN),
+        ("ses", {"eventType": "Click",
+                 "mail": {"messageId": "m", "destination": ["ann@example.com"]},
+                 "click": {"timestamp": "2026-03-02T09:00:00.000Z", "link": "https://x"}},
+         EngagementAction.CLICK),
+    ],
+)  # fmt: skip
+def test_each_providers_click_and_open_names(provider: str, body: Any, action: Any) -> None:
+    [event] = parse_esp(provider, orjson.dumps(body))
+    assert isinstance(event, Engagement) and event.action is action

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.classify import classify_attempt
-from pipeline.core.dsn import compile_verp, parse_dsn
+from pipeline.core.classify import MAX_TEXT, classify_attempt
+from pipeline.core.dsn import MAX_DSN_BYTES, compile_verp, parse_dsn
 from pipeline.core.errors import InvalidInput, Reason
 from pipeline.core.mailparts import parse_mail
 from pipeline.core.models import BounceClass, Outcome
@@ -43,13 +43,14 @@ def _expected() -> dict[str, list[Expected]]:
 
 EXPECTED = _expected()
 NOT_DELIVERY_FAILURES = {
-    "lhost-exim-04": "a local address without a domain",
-    "lhost-exim-52": "a malformed address the sender's own MTA refused before any delivery",
-    "lhost-exim-53": "a failed local pipe command",
-    "lhost-exim-44": "a DSN whose Final-Recipient is a local pipe command",
-    "lhost-exim-60": "a DSN whose Final-Recipient is a local mailbox file",
+    # sample: (what it is, the dead letter's reason)
+    "lhost-exim-04": ("a local address without a domain", Reason.BAD_DSN),
+    "lhost-exim-52": ("a malformed address the sender's own MTA refused", Reason.BAD_DSN),
+    "lhost-exim-53": ("a failed local pipe command", Reason.BAD_DSN),
+    "lhost-exim-44": ("a DSN whose Final-Recipient is a local pipe command", Reason.BAD_ADDRESS),
+    "lhost-exim-60": ("a DSN whose Final-Recipient is a local mailbox file", Reason.BAD_ADDRESS),
 }
-# Sisimai's reasons on bounceguard's classes, as in ../shared/corpora/README.md (reasons it
+# Sisimai's reasons on bounceguard's classes, as in tests/data/notices/README.md (reasons it
 # cannot tell itself, such as `filtered`, are left out).
 HARD = {"userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "norelaying"}
 SOFT = {"mailboxfull", "toomanyconn", "ratelimited", "speeding", "expired", "networkerror",
@@ -82,7 +83,8 @@ def test_each_sample_gives_sisimais_recipients_and_reply_codes(sample: str) -> N
     if sample in NOT_DELIVERY_FAILURES:
         with pytest.raises(InvalidInput) as caught:
             parse_dsn(mail, verp=ANY_SEND)
-        assert caught.value.reason in (Reason.BAD_DSN, Reason.BAD_ADDRESS)
+        assert caught.value.reason is NOT_DELIVERY_FAILURES[sample][1]
+        assert "unreadable report" not in caught.value.detail
         return
     found = parse_dsn(mail, verp=ANY_SEND)
     rows = EXPECTED[sample]
@@ -214,7 +216,7 @@ def test_verp_beats_the_returned_message_id_and_loses_to_the_join_header() -> No
 
 
 def test_delivered_to_is_read_before_to() -> None:
-    mail = _mailed_to(raw("lhost-qmail-02"), "someone@example.org")
+    mail = _mailed_to(raw("lhost-qmail-02"), "bounces-acme-other.1@bounce.example.org")
     mail = b"Delivered-To: bounces-acme-send.9@bounce.example.org\n" + mail
     assert {a.message_id for a in parse_dsn(mail, verp=VERP)} == {"send.9"}
 
@@ -265,6 +267,56 @@ def test_any_mix_of_notice_lines_is_attempts_or_invalid_input(lines: list[str]) 
     raw = (head + "\n" + "\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
     try:
         found = parse_dsn(raw, verp=ANY_SEND)
-    except InvalidInput:
+    except InvalidInput as exc:
+        assert "unreadable report" not in exc.detail  # parse_dsn's wrapper of a crash
         return
     assert all(a.asynchronous and a.event_id.startswith("dsn:") for a in found)
+
+
+def test_an_exim_copy_cut_short_still_names_its_send() -> None:
+    """Exim writes two more marker lines when the returned message is over its
+    bounce_return_size_limit (100K by default: most newsletters); its header comes after."""
+    cut = raw("lhost-exim-01").replace(
+        b"------ This is a copy of the message, including all the headers. ------\n",
+        b"------ This is a copy of the message, including all the headers.\n"
+        b"------ The body of the message is 123456 characters long; only the first\n"
+        b"------ 106496 or so are included here.\n",
+    )
+    [attempt] = parse_dsn(cut)
+    assert attempt.message_id == "E1P1ce6-000Egt-GZ@e1.example.org"
+
+
+def test_verp_is_not_needed_and_not_read_when_the_join_header_names_the_send() -> None:
+    """A To: the address parser cannot read (it recurses on nested comments) breaks nothing."""
+    dsn = Path(__file__).resolve().parents[1] / "data" / "dsn" / "postfix-5.1.1.eml"
+    mail = dsn.read_bytes()
+    weird = re.sub(rb"(?m)^To: .*$", b"To: " + b"(" * 2000 + b"x@example.org", mail, count=1)
+    [attempt] = parse_dsn(weird, verp=VERP)
+    assert attempt.message_id == "send-7f3c2a9e01"
+    notice = _mailed_to(raw("lhost-qmail-02"), "(" * 2000 + "x@example.org")
+    with pytest.raises(InvalidInput) as caught:
+        parse_dsn(notice, verp=VERP)
+    assert caught.value.reason is Reason.UNATTRIBUTED
+
+
+def test_one_reply_for_many_recipients_is_read_once_and_kept_short() -> None:
+    """Gmail quotes one reply for all its recipients: a huge one is cut where the classifier
+    stops reading (MAX_TEXT), so the attempts stay small (a record over the decoder's limit
+    would be dead-lettered by the count agent after this one accepted it)."""
+    head = b"From: mailer-daemon@googlemail.com\nTo: bounces-acme-send.1@bounce.example.org\n"
+    head += b"Date: Fri, 18 Jul 2014 07:31:02 +0000\nMessage-ID: <n@google.com>\n\n"
+    body = b"Delivery to the following recipients failed permanently:\n\n"
+    body += b"".join(b"     r%d@example.jp\n" % i for i in range(300))
+    body += b"\nTechnical details of permanent failure:\n550 5.1.1 " + b"x" * 500_000 + b"\n"
+    found = parse_dsn(head + body, verp=VERP)
+    assert len(found) == 300 and {a.smtp_code for a in found} == {550}
+    assert max(len(a.diagnostic) for a in found) <= MAX_TEXT
+
+
+def test_a_long_line_that_only_looks_like_a_notice_is_read_through() -> None:
+    """Catches: a marker pattern that backtracks over a long line (such a mail took hours)."""
+    head = b"From: x@example.org\nTo: y@example.org\nDate: Fri, 18 Jul 2014 07:31:02 +0000\n\n"
+    line = b"could not be delivered to all of its recipients" + b"x" * (MAX_DSN_BYTES - 200)
+    with pytest.raises(InvalidInput) as caught:
+        parse_dsn(head + line)
+    assert caught.value.reason is Reason.BAD_DSN

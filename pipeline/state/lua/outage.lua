@@ -49,11 +49,11 @@ local OG_STATE_TTL = "34560000"  -- 400 days
 -- one ~0.2k. Adding 256 elements (callgrind): sparse 1.0M instructions, dense (creation
 -- included) 0.35M; 512: 3.2M vs 0.6M; below ~100 sparse is cheaper. The registers, so every
 -- count, are the same either way; the price is memory (a sparse bucket of 256 holds ~0.5 KB).
--- On the bench (3,000 attempts a minute over 7 groups), 128 / 256 / 384 / 512 here gave
--- 69.4k / 70.0k / 71.4k / 71.7k instructions per attempt (84.4k all sparse); on the worker
--- bench's arrays run, 256 / 384 / 512 left 155 / 152 / 149 B of Redis per attempt (148 all
--- sparse). 512 keeps issue 9's <= 150 B and most of the gain.
-local OG_DENSE_MIN = 512
+-- On the bench (3,000 attempts a minute over 7 groups), 128 / 256 / 384 / 512 / 768 here gave
+-- 69.4k / 70.0k / 71.4k / 71.7k / 74.0k instructions per attempt (84.4k all sparse); on the
+-- worker bench's arrays run, 256 / 384 / 512 / 768 left 155 / 152 / 149-150 / 148 B of Redis
+-- per attempt (148 all sparse). 768 keeps issue 9's <= 150 B with room and most of the gain.
+local OG_DENSE_MIN = 768
 local OG_DENSE  -- built at first use: `string` is not reachable while the library loads
 
 local function og_prefix(ns, grp) return ns .. ":{og:" .. grp .. "}" end
