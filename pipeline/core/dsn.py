@@ -187,6 +187,7 @@ def _notice_attempts(
         raise InvalidInput(Reason.BAD_TIMESTAMP, "the bounce notice has no readable Date")
     context = _context(raw, msg, notice.returned, arrival=None, rules=rules, tenant=tenant)
     out = []
+    codes: dict[str, tuple[int | None, str | None]] = {}  # Gmail: one reply for all
     for failure in notice.failures:
         try:
             recipient = normalize_address(failure.recipient)
@@ -197,8 +198,10 @@ def _notice_attempts(
             outcome = Outcome.DEFERRED
         elif failure.gave_up:
             outcome = Outcome.EXPIRED
-        basic, enhanced = extract_codes(failure.diagnostic)
-        said = (basic, enhanced, failure.diagnostic)
+        found = codes.get(failure.diagnostic)
+        if found is None:
+            found = codes[failure.diagnostic] = extract_codes(failure.diagnostic)
+        said = (*found, failure.diagnostic)
         out.append(
             _build(
                 recipient, outcome, context,
